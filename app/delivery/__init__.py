@@ -1,0 +1,1 @@
+"""Delivery: rendering templates, composing MIME messages, and transports."""

@@ -1,0 +1,81 @@
+"""The stage machine: what an event or a timeout does to an enrollment.
+
+Pure decisions only; `app.services.ingest` applies them to the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.engine.conditions import matches
+from app.engine.model import FunnelDef
+
+
+@dataclass(frozen=True)
+class Move:
+    """Move the enrollment to stage `to`."""
+
+    to: str
+
+
+@dataclass(frozen=True)
+class ExitGoal:
+    """End the enrollment, recorded with `label` (e.g. "converted")."""
+
+    label: str
+
+
+Step = Move | ExitGoal
+
+
+def entry_matches(
+    funnel: FunnelDef, event_type: str, properties: Mapping[str, Any], contact: Mapping[str, Any]
+) -> bool:
+    return funnel.entry.on == event_type and matches(funnel.entry.where, properties, contact)
+
+
+def on_event(
+    funnel: FunnelDef,
+    stage_key: str,
+    event_type: str,
+    properties: Mapping[str, Any],
+    contact: Mapping[str, Any],
+) -> Step | None:
+    """What an event does to a contact in `stage_key`: exit goals win over
+    transitions; among transitions the first listed that matches wins."""
+    for goal in funnel.exits:
+        if goal.on == event_type and matches(goal.where, properties, contact):
+            return ExitGoal(goal.as_)
+    stage = funnel.stage(stage_key)
+    if stage is None:
+        return None
+    for transition in stage.transitions:
+        trigger = transition.on
+        if trigger and trigger.on == event_type and matches(trigger.where, properties, contact):
+            return Move(transition.to)
+    return None
+
+
+def timeout_at(funnel: FunnelDef, stage_key: str, entered_at: datetime) -> datetime | None:
+    """When the stage's earliest time-based transition fires, or None."""
+    transition = funnel.timeout(stage_key)
+    if transition is None or transition.after is None:
+        return None
+    return entered_at + transition.after
+
+
+def on_timeout(funnel: FunnelDef, stage_key: str) -> Move | None:
+    transition = funnel.timeout(stage_key)
+    return Move(transition.to) if transition else None
+
+
+def schedule(funnel: FunnelDef, stage_key: str, entered_at: datetime) -> list[tuple[int, str, datetime]]:
+    """The emails a stage visit sends: (step index, template, due time)."""
+    stage = funnel.stage(stage_key)
+    if stage is None:
+        return []
+    return [(i, e.template, entered_at + e.after) for i, e in enumerate(stage.emails)]
+

@@ -1,0 +1,1 @@
+"""Services: the engine's decisions applied to the database, one module per concern."""

@@ -1,0 +1,195 @@
+"""Event ingestion and the stage machine applied to the database (rules 1 and 5).
+
+`ingest_event` stores the event and, in the same transaction, enrolls, moves and
+exits the contact in every live funnel. The caller commits: accepted means stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.engine import machine
+from app.engine.model import FunnelDef
+from app.models import WAITING, Contact, Enrollment, Event, Message, StageMove
+from app.services import contacts as contacts_svc
+from app.services.funnels import LiveFunnel, live_funnels, version_definition
+
+
+@dataclass(frozen=True)
+class Ingested:
+    event: Event
+    created: bool  # False when the client id was seen before (nothing else happened)
+
+
+def ingest_event(
+    session: Session, *, email: str, type: str, properties: Mapping[str, Any] | None,
+    occurred_at: datetime | None, now: datetime, client_id: str | None = None,
+    source: str = "api", funnels: list[LiveFunnel] | None = None,
+) -> Ingested:
+    """Store one event (idempotent on `client_id` per contact) and apply it."""
+    contact, _ = contacts_svc.get_or_create(session, email, now)
+    if client_id is not None:
+        seen = _by_client_id(session, contact.id, client_id)
+        if seen is not None:
+            return Ingested(seen, False)
+    # An event reported from the future (a skewed client clock) is taken as now.
+    when = min(occurred_at or now, now)
+    event = Event(
+        contact_id=contact.id, type=type, properties=dict(properties or {}), occurred_at=when,
+        received_at=now, client_id=client_id, source=source,
+    )
+    try:
+        with session.begin_nested():  # a concurrent twin with the same client id wins
+            session.add(event)
+    except IntegrityError:
+        seen = _by_client_id(session, contact.id, client_id or "")
+        if seen is None:
+            raise
+        return Ingested(seen, False)
+    apply_event(session, contact, event, now, funnels)
+    return Ingested(event, True)
+
+
+def _by_client_id(session: Session, contact_id: int, client_id: str) -> Event | None:
+    return session.scalar(select(Event).where(Event.contact_id == contact_id, Event.client_id == client_id))
+
+
+def apply_event(
+    session: Session, contact: Contact, event: Event, now: datetime,
+    funnels: list[LiveFunnel] | None = None,
+) -> None:
+    """Enroll, move and exit `contact` in every live funnel, higher priority first."""
+    view = contacts_svc.render_view(contact)
+    active = {
+        e.funnel_id: e
+        for e in session.scalars(
+            select(Enrollment).where(Enrollment.contact_id == contact.id, Enrollment.status == "active")
+        )
+    }
+    for live in funnels if funnels is not None else live_funnels(session):
+        enrollment = active.get(live.funnel_id)
+        if enrollment is None:
+            _maybe_enroll(session, contact, live, event, view, now)
+        else:
+            _advance(session, enrollment, event, view, now)
+
+
+def _maybe_enroll(
+    session: Session, contact: Contact, live: LiveFunnel, event: Event, view: Mapping[str, Any], now: datetime
+) -> None:
+    funnel = live.definition
+    if not machine.entry_matches(funnel, event.type, event.properties, view):
+        return
+    if not funnel.reentry and _enrolled_before(session, contact.id, live.funnel_id):
+        return
+    enrollment = Enrollment(
+        contact_id=contact.id, funnel_id=live.funnel_id, version_id=live.version_id, status="active",
+        stage_key=funnel.first_stage.key, stage_entered_at=event.occurred_at, visit=0,
+        enrolled_at=event.occurred_at,
+    )
+    session.add(enrollment)
+    session.flush()
+    enter_stage(session, enrollment, funnel, funnel.first_stage.key, event.occurred_at, reason="entry", event=event)
+
+
+def _enrolled_before(session: Session, contact_id: int, funnel_id: int) -> bool:
+    found = session.scalar(
+        select(Enrollment.id).where(Enrollment.contact_id == contact_id, Enrollment.funnel_id == funnel_id).limit(1)
+    )
+    return found is not None
+
+
+def _advance(session: Session, enrollment: Enrollment, event: Event, view: Mapping[str, Any], now: datetime) -> None:
+    """Apply an event to an active enrollment.
+
+    Exit goals count for any event since enrollment (a late conversion still
+    converts); a transition counts only for an event that happened while the
+    contact was in the current stage, so a late event cannot skip a stage.
+    """
+    if event.occurred_at < enrollment.enrolled_at:
+        return
+    funnel = version_definition(session, enrollment.version_id)
+    step = machine.on_event(funnel, enrollment.stage_key, event.type, event.properties, view)
+    if isinstance(step, machine.ExitGoal):
+        exit_enrollment(session, enrollment, step.label, max(event.occurred_at, enrollment.stage_entered_at), event=event)
+    elif isinstance(step, machine.Move) and event.occurred_at >= enrollment.stage_entered_at:
+        enter_stage(session, enrollment, funnel, step.to, event.occurred_at, reason="event", event=event)
+
+
+def enter_stage(
+    session: Session, enrollment: Enrollment, funnel: FunnelDef, stage_key: str, at: datetime,
+    *, reason: str, event: Event | None = None,
+) -> None:
+    """Rule 1: leave the current stage (cancelling its unsent email), enter `stage_key`
+    at `at`, and schedule its emails relative to `at`."""
+    previous = enrollment.stage_key if enrollment.visit > 0 else None
+    if enrollment.visit > 0:
+        _cancel_unsent(session, enrollment, f"left stage '{previous}' for '{stage_key}'")
+    enrollment.stage_key = stage_key
+    enrollment.stage_entered_at = at
+    enrollment.visit += 1
+    enrollment.timeout_at = machine.timeout_at(funnel, stage_key, at)
+    if event is not None:
+        enrollment.stage_event_id = event.id
+    session.add(_move(enrollment, at, previous, stage_key, reason, event))
+    for step, template, due in machine.schedule(funnel, stage_key, at):
+        session.add(
+            Message(
+                enrollment_id=enrollment.id, contact_id=enrollment.contact_id, funnel_id=enrollment.funnel_id,
+                version_id=enrollment.version_id, stage_key=stage_key, visit=enrollment.visit, step=step,
+                template=template, priority=funnel.priority, event_id=enrollment.stage_event_id,
+                status="scheduled", due_at=due, created_at=at,
+            )
+        )
+    session.flush()
+
+
+def exit_enrollment(
+    session: Session, enrollment: Enrollment, label: str, at: datetime, *, event: Event | None = None
+) -> None:
+    """End an enrollment with `label`; nothing more of this funnel is sent."""
+    _cancel_unsent(session, enrollment, f"exited the funnel ({label})")
+    session.add(_move(enrollment, at, enrollment.stage_key, None, "exit", event, label=label))
+    enrollment.status = "exited"
+    enrollment.exit_label = label
+    enrollment.exited_at = at
+    enrollment.timeout_at = None
+    session.flush()
+
+
+def _cancel_unsent(session: Session, enrollment: Enrollment, why: str) -> None:
+    session.execute(
+        update(Message)
+        .where(Message.enrollment_id == enrollment.id, Message.status.in_(WAITING))
+        .values(status="cancelled", reason=why)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _move(
+    enrollment: Enrollment, at: datetime, from_stage: str | None, to_stage: str | None, reason: str,
+    event: Event | None, label: str | None = None,
+) -> StageMove:
+    return StageMove(
+        enrollment_id=enrollment.id, contact_id=enrollment.contact_id, funnel_id=enrollment.funnel_id,
+        version_id=enrollment.version_id, at=at, from_stage=from_stage, to_stage=to_stage,
+        reason=reason, label=label, event_id=event.id if event else None,
+    )
+
+
+def fire_timeout(session: Session, enrollment: Enrollment) -> None:
+    """Fire an enrollment's due time-based transition, as of when it was due."""
+    funnel = version_definition(session, enrollment.version_id)
+    move = machine.on_timeout(funnel, enrollment.stage_key)
+    due = enrollment.timeout_at
+    if move is None or due is None:
+        enrollment.timeout_at = None
+        return
+    enter_stage(session, enrollment, funnel, move.to, due, reason="timeout")

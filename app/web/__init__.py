@@ -1,0 +1,27 @@
+"""Blueprints: recipient pages, the JSON API, the marketer console, health."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, redirect, url_for
+from sqlalchemy import text
+from werkzeug.wrappers import Response
+
+from app import database
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.web.console import bp as console_bp
+
+    app.register_blueprint(console_bp)
+
+    @app.get("/")
+    def index() -> Response:
+        return redirect(url_for("console.home"))
+
+    @app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        try:
+            database.session().execute(text("SELECT 1"))
+        except Exception as exc:  # any database failure means unhealthy
+            return jsonify(status="error", database=str(exc)), 503
+        return jsonify(status="ok"), 200

@@ -1,0 +1,41 @@
+"""Alembic environment: one migration history for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from alembic import context
+
+import app.models  # noqa: F401  (registers every table on Base.metadata)
+from app.db import Base, make_engine
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    url = config.get_main_option("sqlalchemy.url") or ""
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        # Batch mode lets later migrations alter tables on SQLite (copy-and-move).
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=True
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
