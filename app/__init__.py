@@ -30,7 +30,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
             session.close()
 
     from app import cli
+    from app.i18n import init_babel
 
+    init_babel(app)
     cli.register(app)
     from app.web import register_blueprints
 

@@ -154,3 +154,27 @@ def consent_view(contact: Contact) -> dict[str, Any]:
         "topics": {s.topic: s.status for s in sorted(contact.subscriptions, key=lambda s: s.topic)},
         "frequency": contact.frequency,
     }
+
+
+def rebuild_consent(session: Session, contact_id: int) -> dict[str, Any]:
+    """The contact's consent replayed from the ledger alone, in consent_view's shape.
+
+    Replays in insertion order (id), which is the order the changes were made: each
+    row's `before` is the state the previous rows left. A contact starts active, with
+    no topics and no frequency (the model's defaults).
+    """
+    status, frequency = "active", None
+    topics: dict[str, str] = {}
+    rows = session.scalars(
+        select(ConsentChange).where(ConsentChange.contact_id == contact_id).order_by(ConsentChange.id)
+    )
+    for row in rows:
+        if row.field == "status":
+            status = row.after or status
+        elif row.field == "frequency":
+            frequency = row.after
+        elif row.topic is not None and row.after is not None:
+            topics[row.topic] = row.after
+        elif row.topic is not None:
+            topics.pop(row.topic, None)
+    return {"status": status, "topics": dict(sorted(topics.items())), "frequency": frequency}

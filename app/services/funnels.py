@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session
 
 from app.engine.definition import Problem, validate_text
 from app.engine.model import FunnelDef
 from app.models import Enrollment, Funnel, FunnelVersion
 
-# Versions are immutable, so their parsed definitions can be cached by id forever.
-_DEFINITIONS: dict[int, FunnelDef] = {}
+# Versions are immutable, so their parsed definitions can be cached by id forever,
+# per database: one process may hold several (the simulator, tests).
+_DEFINITIONS: weakref.WeakKeyDictionary[Engine | Connection, dict[int, FunnelDef]] = weakref.WeakKeyDictionary()
 
 
 class DefinitionInvalid(ValueError):
@@ -36,10 +38,15 @@ class LiveFunnel:
     definition: FunnelDef
 
 
-def definition_of(version: FunnelVersion) -> FunnelDef:
-    cached = _DEFINITIONS.get(version.id)
+def _cache(session: Session) -> dict[int, FunnelDef]:
+    return _DEFINITIONS.setdefault(session.get_bind(), {})
+
+
+def definition_of(session: Session, version: FunnelVersion) -> FunnelDef:
+    cache = _cache(session)
+    cached = cache.get(version.id)
     if cached is None:
-        cached = _DEFINITIONS[version.id] = FunnelDef.from_dict(version.definition)
+        cached = cache[version.id] = FunnelDef.from_dict(version.definition)
     return cached
 
 
@@ -50,18 +57,18 @@ def live_funnels(session: Session) -> list[LiveFunnel]:
         .join(FunnelVersion, FunnelVersion.id == Funnel.live_version_id)
         .where(Funnel.status == "live")
     ).all()
-    live = [LiveFunnel(fid, v.id, definition_of(v)) for fid, v in rows]
+    live = [LiveFunnel(fid, v.id, definition_of(session, v)) for fid, v in rows]
     live.sort(key=lambda f: (-f.definition.priority, f.definition.key))
     return live
 
 
 def version_definition(session: Session, version_id: int) -> FunnelDef:
-    cached = _DEFINITIONS.get(version_id)
+    cached = _cache(session).get(version_id)
     if cached is not None:
         return cached
     version = session.get(FunnelVersion, version_id)
     assert version is not None, f"funnel version {version_id} is missing"
-    return definition_of(version)
+    return definition_of(session, version)
 
 
 def validate(source: str, templates: set[str] | None) -> FunnelDef:
@@ -122,7 +129,7 @@ def publish(session: Session, funnel: Funnel, version: FunnelVersion, now: datet
     """
     from app.services.ingest import enter_stage
 
-    new = definition_of(version)
+    new = definition_of(session, version)
     lost = stranded(session, funnel, new)
     if lost:
         parts = [f"{n} contact{'s' if n != 1 else ''} in stage '{key}'" for key, n in sorted(lost.items())]

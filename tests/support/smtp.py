@@ -107,6 +107,10 @@ class _Handler:
                 raw=raw,
             )
         )
+        while self.sink._holding:
+            # The message is stored, but the sender never hears so: the window in which
+            # a crashed sender cannot know whether its message went out.
+            await asyncio.sleep(0.05)
         return "250 2.0.0 Message accepted for delivery"
 
 
@@ -151,6 +155,7 @@ class SmtpSink:
         self._rcpt_replies: dict[str, str] = {}
         self._data_failures: list[str] = []
         self._drops: list[DropPoint] = []
+        self._holding = False
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -178,6 +183,7 @@ class SmtpSink:
         raise RuntimeError(f"SmtpSink could not start on {self.host}: {last_error}")
 
     def stop(self) -> None:
+        self._holding = False  # a held reply would keep the server from stopping
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
@@ -248,6 +254,10 @@ class SmtpSink:
         with self._lock:
             self._drops.extend([at] * times)
 
+    def hold_after_accept(self, on: bool = True) -> None:
+        """Keep every accepted message but withhold the 250 reply while `on`."""
+        self._holding = on
+
     def reset(self) -> None:
         """Disarm every scripted failure and forget everything received."""
         with self._lock:
@@ -256,6 +266,7 @@ class SmtpSink:
             self._drops.clear()
             self._messages.clear()
             self._refusals.clear()
+            self._holding = False
 
     # -- called by the handler on the server thread --------------------------------
 
