@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from app import credentials, database
@@ -32,7 +33,7 @@ def _templates() -> set[str]:
     return available(current_app.config["TEMPLATES_DIR"])
 
 
-@click.group("db", help="Database schema.")
+@click.group("db", cls=AppGroup, help="Database schema.")
 def db_cli() -> None:
     pass
 
@@ -49,7 +50,7 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"Database is at {revision}.")
 
 
-@click.group("funnels", help="Validate, load, export and simulate funnel definitions.")
+@click.group("funnels", cls=AppGroup, help="Validate, load, export and simulate funnel definitions.")
 def funnels_cli() -> None:
     pass
 
@@ -118,7 +119,7 @@ def funnels_simulate(path: Path, n_contacts: int, days: int, seed: int) -> None:
     click.echo(summary.format())
 
 
-@click.group("users", help="Console users.")
+@click.group("users", cls=AppGroup, help="Console users.")
 def users_cli() -> None:
     pass
 
@@ -153,7 +154,7 @@ def users_ensure_admin(email: str) -> None:
     click.echo(f"Created the first admin. Log in as {email} with password {password}")
 
 
-@click.group("apikeys", help="API keys for /api/v1/.")
+@click.group("apikeys", cls=AppGroup, help="API keys for /api/v1/.")
 def apikeys_cli() -> None:
     pass
 
@@ -187,6 +188,7 @@ def apikeys_revoke(key_id: int) -> None:
 
 
 @click.command("worker", help="Run the worker: forever, or one tick with --once.")
+@with_appcontext
 @click.option("--once", is_flag=True, help="Run one tick and exit.")
 @click.option("--now", "now_text", default=None, help="With --once: the tick's time (ISO 8601).")
 def worker_command(once: bool, now_text: str | None) -> None:

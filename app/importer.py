@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 from tqdm import tqdm
@@ -60,7 +61,7 @@ def import_rows(
             contacts_svc.set_topic(session, contact, topic, "subscribed", now, actor)
 
 
-@click.group("contacts", help="Contacts.")
+@click.group("contacts", cls=AppGroup, help="Contacts.")
 def contacts_cli() -> None:
     pass
 

@@ -55,6 +55,7 @@ class Summary:
     statuses: Counter[str] = field(default_factory=Counter)
     exits: Counter[str] = field(default_factory=Counter)
     caps_hit: int = 0
+    window_waits: int = 0
     enrolled: int = 0
 
     def format(self) -> str:
@@ -65,7 +66,7 @@ class Summary:
         lines += [f"  {template}: {n}" for template, n in sorted(self.sent.items())]
         other = {k: v for k, v in sorted(self.statuses.items()) if k != "sent"}
         lines.append("messages by status: " + (", ".join(f"{k} {v}" for k, v in other.items()) or "none unsent"))
-        lines.append(f"caps hit (deferrals): {self.caps_hit}")
+        lines.append(f"caps hit: {self.caps_hit} deferrals; waits for the send window: {self.window_waits}")
         rate = f" ({100 * sum(self.exits.values()) / self.enrolled:.1f}% of enrolled)" if self.enrolled else ""
         lines.insert(1, f"enrolled: {self.enrolled}")
         lines.append("exits: " + (", ".join(f"{k} {v}" for k, v in sorted(self.exits.items())) or "none") + rate)
@@ -160,7 +161,7 @@ def _setup(sessions: sessionmaker[Session], source: str, funnel: FunnelDef, n: i
         saved, version, _ = save_version(s, source, START, templates=None)
         publish(s, saved, version, START)
         rows = [
-            Contact(email=f"contact{i}@sim.invalid", attributes={"first_name": f"Contact {i}"},
+            Contact(email=f"contact{i}@sim.example.com", attributes={"first_name": f"Contact {i}"},
                     timezone=rng.choice(TIMEZONES), created_at=START, updated_at=START)
             for i in range(n)
         ]
@@ -181,7 +182,8 @@ def _run(sessions: sessionmaker[Session], settings: EngineSettings, world: _Worl
                 ingest_event(s, email=item.email, type=item.type, properties=item.properties,
                              occurred_at=item.at, now=now, source="simulation", funnels=funnels)
         report = tick(sessions, now, transport, settings, worker="simulator")
-        summary.caps_hit += report.counts.get("deferred", 0)
+        summary.caps_hit += report.counts.get("capped", 0)
+        summary.window_waits += report.counts.get("outside_window", 0)
         transport.sent.clear()  # keep memory flat: the database has the record
         with sessions() as s:
             world.react(s, emails)

@@ -183,7 +183,8 @@ def _decide(
         return None
     caps = _caps(contact, funnel, settings)
     sent = sends.setdefault(contact.id, [])
-    if funnel.on_cap == "skip" and not check_caps(caps, sent, now).allowed:
+    capped = not check_caps(caps, sent, now).allowed
+    if capped and funnel.on_cap == "skip":
         message.status, message.reason = "skipped", "a frequency cap was reached and this funnel skips capped email"
         report.add("skipped")
         return None
@@ -192,6 +193,7 @@ def _decide(
     if decision.at > now:
         message.status, message.due_at, message.reason = "deferred", decision.at, decision.reason
         report.add("deferred")
+        report.add("capped" if capped else "outside_window")
         return None
     try:
         email = _compose(message, contact, funnel, events.get(message.event_id or 0), now, settings)

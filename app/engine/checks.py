@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Collection, Iterable, Iterator, Mapping
+import math
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
@@ -51,7 +52,7 @@ def schema() -> dict[str, Any]:
 def _formats() -> FormatChecker:
     checker = FormatChecker(formats=())
     # Each check raises ValueError with the marketer's message; the schema error carries it.
-    parsers: dict[str, Any] = {
+    parsers: dict[str, Callable[[str], object]] = {
         "duration": parse_duration,
         "positive-duration": _positive_duration,
         "day": parse_day,
@@ -63,10 +64,18 @@ def _formats() -> FormatChecker:
     }
     for name, parse in parsers.items():
         checker.checks(name, raises=ValueError)(_only_text(parse))
+    checker.checks("finite", raises=ValueError)(_finite)
     return checker
 
 
-def _only_text(parse: Any) -> Any:
+def _finite(instance: object) -> bool:
+    # .nan never equals itself and neither it nor .inf survives being stored as JSON.
+    if isinstance(instance, float) and not math.isfinite(instance):
+        raise ValueError(f"{instance} is not a number a condition can use: write a plain number")
+    return True
+
+
+def _only_text(parse: Callable[[str], object]) -> Callable[[object], bool]:
     def check(instance: object) -> bool:
         if isinstance(instance, str):  # other types fail the schema's "type" instead
             parse(instance)

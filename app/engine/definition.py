@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -252,8 +251,6 @@ def _scalar(value: Any) -> Any:
         return int(value)
     if isinstance(value, float):
         return float(value)
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()  # YAML read an unquoted date; the marketer meant the text
     return str(value)
 
 
@@ -263,14 +260,15 @@ def _child_line(node: Any, key: Any, parent_line: int | None) -> int | None:
         return None
     try:
         spot = lc.item(key) if isinstance(node, list) else lc.key(key)
+        return int(spot[0]) + 1
     except (KeyError, IndexError, TypeError):
-        return parent_line  # merged (<<) keys have no position of their own
-    return int(spot[0]) + 1
+        # Merged (<<) keys and some tagged nodes (!!omap) have no position of their own.
+        return parent_line
 
 
 def _line_of_root(document: Any) -> int | None:
-    lc = getattr(document, "lc", None)
-    return None if lc is None else int(lc.line) + 1
+    line = getattr(getattr(document, "lc", None), "line", None)
+    return line + 1 if isinstance(line, int) else None
 
 
 # --- YAML -----------------------------------------------------------------------------
@@ -292,6 +290,13 @@ class _RecordingConstructor(RoundTripConstructor):
         return True
 
 
+# An unquoted 2024-01-31 is the text the marketer typed, not a date (and 2024-02-30
+# would otherwise stop the loader with a bare "day is out of range").
+_RecordingConstructor.add_constructor(
+    "tag:yaml.org,2002:timestamp", _RecordingConstructor.construct_yaml_str
+)
+
+
 Loaded = tuple[Any, list[tuple[Any, Any, int]]]
 
 
@@ -307,6 +312,11 @@ def _load_yaml(text: str) -> Problem | Loaded:
         return Problem(line, FILE_FIELD, _yaml_message(error))
     except YAMLError as error:
         return Problem(None, FILE_FIELD, f"the file is not valid YAML or JSON: {error}")
+    except RecursionError:
+        return Problem(None, FILE_FIELD, TOO_BIG)
+    except (ValueError, TypeError) as error:
+        # Explicit tags (!!int x, !!omap ...) fail inside the constructor, without a mark.
+        return Problem(None, FILE_FIELD, f"the file uses a YAML tag that does not fit: {error}")
     return document, yaml.constructor.duplicates
 
 

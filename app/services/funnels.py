@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.orm import Session
 
 from app.engine.definition import Problem, validate_text
@@ -36,6 +36,13 @@ class LiveFunnel:
     funnel_id: int
     version_id: int
     definition: FunnelDef
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_uncommitted(_session: Session) -> None:
+    """A rolled-back version may have been cached, and SQLite hands its id to the next
+    insert: forget everything (rollbacks are rare; the cache refills on demand)."""
+    _DEFINITIONS.clear()
 
 
 def _cache(session: Session) -> dict[int, FunnelDef]:
