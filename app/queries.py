@@ -99,3 +99,17 @@ def confirm(session: Session, message_id: int, worker: str, **values: object) ->
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
+
+
+def confirm_sent(session: Session, ids: Sequence[int], worker: str, now: datetime) -> list[int]:
+    """Mark delivered messages `sent` in one statement; the ids whose claim still stood."""
+    if not ids:
+        return []
+    result = session.execute(
+        update(Message)
+        .where(Message.id.in_(ids), Message.status == "sending", Message.claimed_by == worker)
+        .values(status="sent", sent_at=now)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    return [row[0] for row in result]

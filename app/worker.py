@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message as MimeMessage
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -58,7 +58,7 @@ class TickReport:
 class _Outgoing:
     message_id: int
     contact_id: int
-    email: EmailMessage
+    email: MimeMessage
     attempts: int
     first_attempt_at: datetime
 
@@ -212,7 +212,7 @@ def _decide(
 def _compose(
     message: Message, contact: Contact, funnel: FunnelDef, event: Event | None, now: datetime,
     settings: EngineSettings,
-) -> EmailMessage:
+) -> MimeMessage:
     key, fallbacks = settings.secret_key, settings.secret_key_fallbacks
     unsubscribe = f"{settings.public_url}/u/{tokens.make('unsubscribe', key, contact.id, message.id, fallbacks=fallbacks)}"
     preferences = f"{settings.public_url}/p/{tokens.make('preferences', key, contact.id, message.id, fallbacks=fallbacks)}"
@@ -247,13 +247,13 @@ def _record(
     outgoing: list[_Outgoing], results: list[TransportError | None], report: TickReport,
 ) -> None:
     with sessions.begin() as s:
+        delivered = [out.message_id for out, error in zip(outgoing, results, strict=True) if error is None]
+        for message_id in queries.confirm_sent(s, delivered, worker, now):
+            s.add(MessageAttempt(message_id=message_id, at=now, outcome="sent", code=250, worker=worker))
+            report.add("sent")
         for out, error in zip(outgoing, results, strict=True):
-            if error is None:
-                if queries.confirm(s, out.message_id, worker, status="sent", sent_at=now):
-                    s.add(MessageAttempt(message_id=out.message_id, at=now, outcome="sent", code=250, worker=worker))
-                    report.add("sent")
-                continue
-            _record_failure(s, out, error, now, settings, worker, report)
+            if error is not None:
+                _record_failure(s, out, error, now, settings, worker, report)
 
 
 def _record_failure(

@@ -9,14 +9,14 @@ from __future__ import annotations
 import smtplib
 import socket
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.message import Message
 from typing import Protocol
 
 from app.engine.errors import TransportError
 
 
 class Transport(Protocol):
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         """Deliver one message or raise TransportError."""
 
     def close(self) -> None:
@@ -55,7 +55,7 @@ class SmtpTransport:
         self._conn = conn
         return conn
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         conn = self._conn or self._connect()
         try:
             conn.send_message(message)
@@ -110,9 +110,9 @@ def _reply(exc: smtplib.SMTPResponseException) -> str:
 class MemoryTransport:
     """Keeps what it is given; used by the simulator and by tests of the engine alone."""
 
-    sent: list[EmailMessage] = field(default_factory=list)
+    sent: list[Message] = field(default_factory=list)
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         self.sent.append(message)
 
     def close(self) -> None:

@@ -35,6 +35,7 @@ from app.engine.model import (
 FILE_FIELD = "(file)"  # the field named by problems with the file as a whole
 MAX_NODES = 20_000  # a real funnel has a few hundred
 MAX_DEPTH = 30
+MAX_TEXT = 100_000  # characters (~1 s to load); the six-step example is about 2,000
 TOO_BIG = "the definition is too large or nests too deeply to be a funnel"
 
 
@@ -302,6 +303,9 @@ Loaded = tuple[Any, list[tuple[Any, Any, int]]]
 
 def _load_yaml(text: str) -> Problem | Loaded:
     """Return the document and its duplicate keys, or the Problem that stopped loading."""
+    if len(text) > MAX_TEXT or _flow_depth(text) > 2 * MAX_DEPTH:
+        # ruamel takes seconds over a few kilobytes of [[[[...: refuse before it starts.
+        return Problem(None, FILE_FIELD, TOO_BIG)
     yaml = YAML(typ="rt")
     yaml.Constructor = _RecordingConstructor
     try:
@@ -314,10 +318,23 @@ def _load_yaml(text: str) -> Problem | Loaded:
         return Problem(None, FILE_FIELD, f"the file is not valid YAML or JSON: {error}")
     except RecursionError:
         return Problem(None, FILE_FIELD, TOO_BIG)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError):
         # Explicit tags (!!int x, !!omap ...) fail inside the constructor, without a mark.
-        return Problem(None, FILE_FIELD, f"the file uses a YAML tag that does not fit: {error}")
+        message = "a value has a YAML tag (like !!int) that does not fit it: remove the tag"
+        return Problem(None, FILE_FIELD, message)
     return document, yaml.constructor.duplicates
+
+
+def _flow_depth(text: str) -> int:
+    """Return how deep [ and { nest, counting those in quotes too (a cheap upper bound)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}" and depth:
+            depth -= 1
+    return deepest
 
 
 def _yaml_message(error: MarkedYAMLError) -> str:

@@ -7,10 +7,11 @@ through the transport given, not queued, capped or subject to the topic itself.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Collection
 from datetime import datetime
-from email.message import EmailMessage
-from email.utils import make_msgid, parseaddr
+from email.message import Message
+from email.utils import parseaddr
 
 from sqlalchemy.orm import Session
 
@@ -73,7 +74,7 @@ def confirm_url(settings: EngineSettings, contact_id: int, topic: str) -> str:
 
 def confirmation_email(
     contact: Contact, topic: str, now: datetime, settings: EngineSettings
-) -> EmailMessage:
+) -> Message:
     """The confirmation email for `topic`, rendered from templates/email/confirm-subscription."""
     url = confirm_url(settings, contact.id, topic)
     context = {"contact": contacts_svc.render_view(contact), "topic": topic, "confirm_url": url}
@@ -86,5 +87,5 @@ def confirmation_email(
     for header in ("Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post"):
         del msg[header]
     domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "nurture.invalid"
-    msg["Message-ID"] = make_msgid(idstring="nurture.confirm", domain=domain)
+    msg["Message-ID"] = f"<nurture.confirm.{secrets.token_hex(8)}@{domain}>"
     return msg

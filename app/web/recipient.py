@@ -27,6 +27,8 @@ from app.services import optin, preferences
 from app.settings import EngineSettings
 
 log = logging.getLogger(__name__)
+# Tokens never contain "/", but the routes take any path so that a link mangled by a
+# mail client (a trailing slash, a pasted tail) still gets this blueprint's friendly 404.
 bp = Blueprint("recipient", __name__)
 
 # What the labels of the frequency choices say; values are caps in GLOBAL_CAPS syntax.
@@ -74,13 +76,13 @@ class _Link:
 # -- unsubscribe ------------------------------------------------------------------
 
 
-@bp.get("/u/<token>")
+@bp.get("/u/<path:token>")
 def unsubscribe(token: str) -> str:
     link = _Link("unsubscribe", token)
     return _unsubscribe_page(link, "ask" if _can_unsubscribe(link.contact) else "done")
 
 
-@bp.post("/u/<token>")
+@bp.post("/u/<path:token>")
 def unsubscribe_post(token: str) -> str:
     """Unsubscribe at once; also the RFC 8058 one-click target (no cookies, no CSRF)."""
     link = _Link("unsubscribe", token)
@@ -115,12 +117,12 @@ def _unsubscribe_page(link: _Link, state: str) -> str:
 # -- preference centre ------------------------------------------------------------
 
 
-@bp.get("/p/<token>")
+@bp.get("/p/<path:token>")
 def preference_centre(token: str) -> str:
     return _preferences_page(_Link("preferences", token))
 
 
-@bp.post("/p/<token>")
+@bp.post("/p/<path:token>")
 def preference_centre_post(token: str) -> str | tuple[str, int]:
     link = _Link("preferences", token)
     action = request.form.get("action", "save")
@@ -181,14 +183,14 @@ def _frequency_label(value: str | None) -> str:
 # -- double opt-in ----------------------------------------------------------------
 
 
-@bp.get("/c/<token>")
+@bp.get("/c/<path:token>")
 def confirm(token: str) -> str:
     link, topic = _confirm_link(token)
     state = {"pending": "ask", "subscribed": "done"}.get(link.contact.topic_status(topic) or "", "gone")
     return _confirm_page(link, topic, state)
 
 
-@bp.post("/c/<token>")
+@bp.post("/c/<path:token>")
 def confirm_post(token: str) -> str:
     link, topic = _confirm_link(token)
     if optin.confirm(database.session(), link.contact, topic, utcnow(), link.actor("double-opt-in")):

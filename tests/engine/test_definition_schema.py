@@ -522,6 +522,41 @@ def test_it_reports_a_file_that_is_not_a_funnel(text: str, line: int, message: s
     assert problems(text) == [(line, "(file)", message)]
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "key: !!int x\n",
+            "a value has a YAML tag (like !!int) that does not fit it: remove the tag",
+        ),
+        ("[" * 5000 + "]" * 5000, "the definition is too large or nests too deeply to be a funnel"),
+        ("# " + "x" * 100_000, "the definition is too large or nests too deeply to be a funnel"),
+    ],
+)
+def test_it_reports_a_file_the_loader_cannot_place(text: str, message: str) -> None:
+    assert problems(text) == [(None, "(file)", message)]
+
+
+def test_it_reads_an_unquoted_date_as_the_text_written() -> None:
+    text = edit("{ebook: seven-fundamentals}", "{ebook: seven-fundamentals, day: 2024-02-30}")
+    funnel = validate_text(text).funnel
+    assert funnel is not None
+    assert funnel.entry.where[1] == Condition("day", "eq", "2024-02-30")
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_it_refuses_numbers_a_condition_cannot_use(value: str) -> None:
+    text = edit("percent: {gte: 50}", f"percent: {{gte: {value}}}")
+    number = {".nan": "nan", ".inf": "inf", "-.inf": "-inf"}[value]
+    assert problems(text) == [
+        (
+            14,
+            "stages[0].transitions[0].where.percent.gte",
+            f"{number} is not a number a condition can use: write a plain number",
+        )
+    ]
+
+
 @pytest.mark.parametrize("text", ["", "\n\n", "# nothing yet\n"])
 def test_it_reports_an_empty_file(text: str) -> None:
     assert problems(text) == [

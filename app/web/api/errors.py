@@ -3,10 +3,11 @@ handlers that make every failure under /api/v1/ answer in it (never an HTML page
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, request
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 from werkzeug.exceptions import HTTPException
@@ -58,10 +59,8 @@ class ApiError(Exception):
 
 
 def error_response(error: ApiError) -> Response:
-    response = jsonify({"error": error.body(), **error.extra})
-    response.status_code = error.status
-    response.headers.update(error.headers)
-    return response
+    body = json.dumps({"error": error.body(), **error.extra})
+    return Response(body, status=error.status, headers=error.headers, mimetype="application/json")
 
 
 def field_path(loc: tuple[int | str, ...], prefix: str = "") -> str | None:
@@ -108,6 +107,8 @@ def register(bp: Blueprint) -> None:
         code = HTTP_CODES.get(status) or (error.name or "error").lower().replace(" ", "_")
         headers = {"Allow": ", ".join(error.valid_methods)} if getattr(error, "valid_methods", None) else {}
         message = error.description or error.name
+        if status == 413:
+            message = f"the request body is larger than this route accepts ({request.max_content_length} bytes)"
         return error_response(ApiError(status, code, message, headers=headers))
 
     @bp.errorhandler(Exception)

@@ -1,0 +1,113 @@
+"""Tick time against the enrolled population.
+
+Builds SQLite databases (WAL, as `make run` uses) with N enrolled contacts whose
+email is not yet due, plus DUE messages due now, and times `tick(now)`: claim,
+consent, caps, window, render, send (to an in-memory transport, so the figure is
+the engine's, not the network's) and record. Prints the median of several ticks
+per population and the ratio to the smallest population: tick cost should follow
+the due work, not the population.
+
+    python bench/tick.py [--populations 10000,100000] [--due 100] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import insert, update  # noqa: E402
+
+from app.db import make_engine, make_session_factory  # noqa: E402
+from app.delivery.render import Templates  # noqa: E402
+from app.delivery.transport import MemoryTransport  # noqa: E402
+from app.migrate import upgrade  # noqa: E402
+from app.models import Contact, Enrollment, Message, MessageAttempt, Subscription  # noqa: E402
+from app.services.funnels import load_file  # noqa: E402
+from app.settings import EngineSettings  # noqa: E402
+from app.worker import tick  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)  # a Tuesday, inside the send window
+CHUNK = 20_000
+
+
+def build(url: str, population: int, due: int) -> None:
+    upgrade(url)
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    with sessions.begin() as s:
+        _, version, _ = load_file(s, ROOT / "funnels" / "b2b-nurture.yaml", NOW - timedelta(days=30), None)
+        funnel_id, version_id = version.funnel_id, version.id
+    with engine.begin() as conn:
+        for lo in range(0, population, CHUNK):
+            ids = range(lo + 1, min(population, lo + CHUNK) + 1)
+            conn.execute(insert(Contact), [
+                {"id": i, "email": f"c{i}@bench.example.com", "attributes": {"first_name": f"C{i}"},
+                 "timezone": "Europe/London", "status": "active", "created_at": NOW, "updated_at": NOW} for i in ids])
+            conn.execute(insert(Subscription), [
+                {"contact_id": i, "topic": "nurture", "status": "subscribed", "updated_at": NOW} for i in ids])
+            conn.execute(insert(Enrollment), [
+                {"id": i, "contact_id": i, "funnel_id": funnel_id, "version_id": version_id, "status": "active",
+                 "stage_key": "read_ebook", "stage_entered_at": NOW - timedelta(days=1), "visit": 1,
+                 "timeout_at": NOW + timedelta(days=13), "enrolled_at": NOW - timedelta(days=1)} for i in ids])
+            conn.execute(insert(Message), [
+                {"enrollment_id": i, "contact_id": i, "funnel_id": funnel_id, "version_id": version_id,
+                 "stage_key": "read_ebook", "visit": 1, "step": 1, "template": "video1-invite", "priority": 10,
+                 "status": "scheduled", "attempts": 0, "created_at": NOW,
+                 # The first DUE contacts are due now; everyone else later.
+                 "due_at": NOW if i <= due else NOW + timedelta(days=1 + i % 5)} for i in ids])
+    engine.dispose()
+
+
+def time_ticks(url: str, due: int, repeat: int) -> list[float]:
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    settings = EngineSettings(public_url="http://bench.example.com", secret_key="bench", mail_from="b@bench.example.com",
+                              templates=Templates(ROOT / "templates" / "email"), batch=500)
+    timings = []
+    for _ in range(repeat):
+        transport = MemoryTransport()
+        begun = time.perf_counter()
+        report = tick(sessions, NOW, transport, settings, worker="bench")
+        timings.append(time.perf_counter() - begun)
+        assert report.counts["sent"] == due, report.as_dict()
+        with engine.begin() as conn:  # make the same messages due again
+            conn.execute(update(Message).where(Message.contact_id <= due)
+                         .values(status="scheduled", due_at=NOW, sent_at=None, claimed_by=None, attempts=0))
+            conn.execute(MessageAttempt.__table__.delete())
+    engine.dispose()
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--populations", default="10000,100000")
+    parser.add_argument("--due", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    populations = [int(p) for p in args.populations.split(",")]
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for population in populations:
+            url = f"sqlite:///{tmp}/tick-{population}.db"
+            begun = time.perf_counter()
+            build(url, population, args.due)
+            built = time.perf_counter() - begun
+            results[population] = statistics.median(time_ticks(url, args.due, args.repeat))
+            print(f"tick.population={population} due={args.due} tick_ms={results[population] * 1000:.1f} "
+                  f"emails_per_s={args.due / results[population]:.0f} (built in {built:.1f}s)", flush=True)
+    base = results[populations[0]]
+    for population in populations[1:]:
+        print(f"tick.ratio {population}/{populations[0]} = {results[population] / base:.2f}x "
+              f"(population {population / populations[0]:.0f}x larger, same {args.due} due)")
+
+
+if __name__ == "__main__":
+    main()
