@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -18,6 +19,8 @@ def alembic_config(database_url: str) -> AlembicConfig:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
+    # Alembic narrates every plugin it loads at INFO; only the migrations matter.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     command.upgrade(alembic_config(database_url), revision)
 
 

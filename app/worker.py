@@ -48,7 +48,8 @@ class TickReport:
     counts: Counter[str] = field(default_factory=Counter)
 
     def add(self, what: str, n: int = 1) -> None:
-        self.counts[what] += n
+        if n:
+            self.counts[what] += n
 
     def as_dict(self) -> dict[str, int]:
         return dict(sorted(self.counts.items()))

@@ -133,7 +133,7 @@ def _translate(error: ValidationError) -> list[Finding]:
 
 
 def _missing(path: PathT, name: str) -> Finding:
-    return Finding(path, 'x')
+    return Finding((*path, name), f"'{name}' is required but missing")
 
 
 def _unknown_fields(error: ValidationError, path: PathT) -> list[Finding]:

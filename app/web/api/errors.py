@@ -67,6 +67,8 @@ def field_path(loc: tuple[int | str, ...], prefix: str = "") -> str | None:
     """`("events", 3, "type")` -> `events[3].type`; the dotted path a client reads."""
     path = prefix
     for part in loc:
+        if part == "[key]":  # pydantic's marker for "the key itself" of a mapping entry
+            continue
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     return path or None
 

@@ -150,7 +150,14 @@ class ContactIn(Strict):
     attributes: AttributesIn = Field(default_factory=AttributesIn)
 
 
-TopicChoice = bool | Literal["subscribed", "unsubscribed"]
+def _topic_choice(value: Any) -> Any:
+    # One plain error instead of pydantic's one per member of the union.
+    if value not in (True, False, "subscribed", "unsubscribed") or value in (0, 1) and not isinstance(value, bool):
+        raise PydanticCustomError("topic_choice", "should be true, false, subscribed or unsubscribed")
+    return value
+
+
+TopicChoice = Annotated[bool | Literal["subscribed", "unsubscribed"], BeforeValidator(_topic_choice)]
 
 
 class ConsentIn(Strict):
