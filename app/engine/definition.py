@@ -373,6 +373,7 @@ def build(data: Mapping[str, Any]) -> FunnelDef:
         on_cap=data.get("on_cap", "defer"),
         tracking=data.get("tracking", True),
         moved=dict(data.get("moved", {})),
+        description=str(data.get("description", "")),
     )
 
 

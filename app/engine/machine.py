@@ -72,7 +72,9 @@ def on_timeout(funnel: FunnelDef, stage_key: str) -> Move | None:
     return Move(transition.to) if transition else None
 
 
-def schedule(funnel: FunnelDef, stage_key: str, entered_at: datetime) -> list[tuple[int, str, datetime]]:
+def schedule(
+    funnel: FunnelDef, stage_key: str, entered_at: datetime
+) -> list[tuple[int, str, datetime]]:
     """The emails a stage visit sends: (step index, template, due time)."""
     stage = funnel.stage(stage_key)
     if stage is None:

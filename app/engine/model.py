@@ -110,6 +110,7 @@ class FunnelDef:
     reentry: bool = False
     on_cap: str = "defer"  # or "skip"
     tracking: bool = True
+    description: str = ""
     # Extension key `moved`: stages removed since an earlier version, mapped to the
     # stage their contacts move to when this version is published.
     moved: dict[str, str] = field(default_factory=dict)

@@ -64,6 +64,8 @@ def _extensions(funnel: FunnelDef) -> dict[str, Any]:
         extras["tracking"] = False
     if funnel.moved:
         extras["moved"] = dict(funnel.moved)
+    if funnel.description:
+        extras["description"] = funnel.description
     return extras
 
 
