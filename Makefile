@@ -78,7 +78,7 @@ test: venv
 	  fi; \
 	fi; \
 	status=0; \
-	$(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/pytest -m 'slow or not slow' $(PYTEST_ARGS) || status=$$?; \
 	exit $$status
 
 lint: venv

@@ -33,6 +33,7 @@ FINAL = ("sent", "failed", "suppressed", "cancelled", "skipped", "unknown")
 _due = text("status IN ('scheduled', 'deferred')")
 _active = text("status = 'active'")
 _timeout = text("status = 'active' AND timeout_at IS NOT NULL")
+_from_email = text("message_id IS NOT NULL")
 
 
 class Contact(Base):
@@ -80,7 +81,13 @@ class ConsentChange(Base):
     """The append-only consent ledger: one row per change, with who and where."""
 
     __tablename__ = "consent_ledger"
-    __table_args__ = (Index("ix_consent_contact_at", "contact_id", "at"),)
+    __table_args__ = (
+        Index("ix_consent_contact_at", "contact_id", "at"),
+        # Analytics: opt-outs made through a link in an email, by time (few rows).
+        Index(
+            "ix_consent_from_email", "at", sqlite_where=_from_email, postgresql_where=_from_email
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
@@ -225,6 +232,9 @@ class Message(Base):
         Index("ix_messages_contact_sent", "contact_id", "sent_at"),
         Index("ix_messages_enrollment_status", "enrollment_id", "status"),
         Index("ix_messages_funnel_status", "funnel_id", "status"),
+        # Analytics: a funnel's sends by day, and its deferrals by scheduled day.
+        Index("ix_messages_funnel_sent", "funnel_id", "sent_at"),
+        Index("ix_messages_funnel_due", "funnel_id", "due_at"),
         Index(
             "ix_messages_sending",
             "claimed_at",
@@ -317,3 +327,32 @@ class WorkerHeartbeat(Base):
     last_tick_at: Mapped[datetime | None]
     last_tick_ms: Mapped[int | None]
     last_report: Mapped[dict[str, Any] | None]
+
+
+class TrackingHit(Base):
+    """One request for a tracked link (`click`) or open pixel (`open`) of a message.
+
+    Every hit is kept, human or not: `bot` marks mail scanners and link checkers
+    (with the `reason`), which are counted apart and never become events. A human
+    hit is also ingested as an `email_clicked` / `email_opened` event (`event_id`).
+    """
+
+    __tablename__ = "tracking_hits"
+    __table_args__ = (
+        Index("ix_tracking_hits_funnel_at", "funnel_id", "at"),
+        Index("ix_tracking_hits_message_at", "message_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(Integer)
+    funnel_id: Mapped[int] = mapped_column(Integer)
+    version_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(8))  # click | open
+    url: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime]
+    bot: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    event_id: Mapped[int | None] = mapped_column(Integer)

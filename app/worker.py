@@ -226,6 +226,11 @@ def _compose(
         "preferences_url": preferences,
     }
     rendered = settings.templates.render(message.template, context)
+    if funnel.tracking:
+        from app.delivery.tracking import instrument  # (kept local: only this function changed)
+
+        rendered = instrument(rendered, public_url=settings.public_url, secret_key=key,
+                              contact_id=contact.id, message_id=message.id, fallbacks=fallbacks)
     return compose(
         rendered, to=contact.email, mail_from=settings.mail_from, message_db_id=message.id,
         unsubscribe_url=unsubscribe, now=now,

@@ -32,8 +32,15 @@ class Api:
     def for_app(cls, app: Flask, name: str = "tests") -> Api:
         return cls(app, create_key(app, name))
 
-    def call(self, method: str, path: str, *, key: str | None = None, headers: dict[str, str] | None = None,
-             **kwargs: Any) -> TestResponse:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> TestResponse:
         sent = {"Authorization": f"Bearer {key or self.key}"} if (key or self.key) else {}
         sent.update(headers or {})
         return self.client.open(f"/api/v1{path}", method=method, headers=sent, **kwargs)

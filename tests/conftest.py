@@ -87,6 +87,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
 
 
 @pytest.fixture
+def pg_only_url(pg_template: str) -> Iterator[str]:
+    """A freshly migrated PostgreSQL database, for what SQLite cannot do (many workers)."""
+    if not pg_template:
+        skip_or_fail("TEST_PG_URL is not set: no PostgreSQL server (run `make test`)")
+    url = _clone_pg(pg_template)
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
     """A freshly migrated SQLite database, for tests that are about SQLite itself."""
     path = tmp_path / "nurture.db"

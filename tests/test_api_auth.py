@@ -64,7 +64,8 @@ def test_it_answers_401_on_every_route_without_a_key(api, method, path):
 
 
 @pytest.mark.parametrize(
-    "header", ["Bearer nk_wrong", "Basic dXNlcjpwYXNz", "Bearer", "Bearer    ", "nk_only_the_key", ""]
+    "header",
+    ["Bearer nk_wrong", "Basic dXNlcjpwYXNz", "Bearer", "Bearer    ", "nk_only_the_key", ""],
 )
 def test_it_answers_401_for_a_wrong_or_malformed_header(api, header):
     response = api.client.get("/api/v1/funnels", headers={"Authorization": header})
@@ -89,7 +90,12 @@ def test_it_refuses_a_revoked_key(app, api):
 
 
 def test_it_takes_the_scheme_in_any_case(api):
-    assert api.client.get("/api/v1/funnels", headers={"Authorization": f"bearer {api.key}"}).status_code == 200
+    assert (
+        api.client.get(
+            "/api/v1/funnels", headers={"Authorization": f"bearer {api.key}"}
+        ).status_code
+        == 200
+    )
 
 
 def test_it_serves_the_openapi_document_without_a_key(api):

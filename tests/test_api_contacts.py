@@ -28,13 +28,21 @@ def ledger(sessions) -> list[tuple]:
 
 
 def test_it_creates_then_updates_a_contact(api):
-    created = api.put(ADA, json={"attributes": {"first_name": "Ada", "timezone": "Europe/London", "plan": "pro"}})
+    created = api.put(
+        ADA, json={"attributes": {"first_name": "Ada", "timezone": "Europe/London", "plan": "pro"}}
+    )
     assert created.status_code == 201
-    updated = api.put("/contacts/ADA@Example.COM", json={"attributes": {"locale": "en-GB", "plan": None}})
+    updated = api.put(
+        "/contacts/ADA@Example.COM", json={"attributes": {"locale": "en-GB", "plan": None}}
+    )
     assert updated.status_code == 200
     body = updated.get_json()
     assert body["email"] == "ada@example.com"
-    assert body["attributes"] == {"first_name": "Ada", "timezone": "Europe/London", "locale": "en-GB"}
+    assert body["attributes"] == {
+        "first_name": "Ada",
+        "timezone": "Europe/London",
+        "locale": "en-GB",
+    }
     assert body["created_at"] == "2026-03-02T10:00:00+00:00"
 
 
@@ -42,15 +50,29 @@ def test_it_returns_a_contact_with_consent_and_enrollments(api):
     api.put("/funnels/b2b-nurture", data=(ROOT / "funnels" / "b2b-nurture.yaml").read_text())
     api.post("/funnels/b2b-nurture/publish")
     api.post(f"{ADA}/consent", json={"topics": {"nurture": True}})
-    api.post("/events", json={"email": "ada@example.com", "type": "ebook_downloaded",
-                              "properties": {"ebook": "seven-fundamentals"}})
+    api.post(
+        "/events",
+        json={
+            "email": "ada@example.com",
+            "type": "ebook_downloaded",
+            "properties": {"ebook": "seven-fundamentals"},
+        },
+    )
     body = api.get(ADA).get_json()
-    assert body["consent"] == {"status": "active", "topics": {"nurture": "subscribed"}, "frequency": None}
+    assert body["consent"] == {
+        "status": "active",
+        "topics": {"nurture": "subscribed"},
+        "frequency": None,
+    }
     [enrollment] = body["enrollments"]
     assert enrollment == {
-        "funnel": "b2b-nurture", "status": "active", "stage": "read_ebook",
-        "stage_entered_at": "2026-03-02T10:00:00+00:00", "enrolled_at": "2026-03-02T10:00:00+00:00",
-        "exited_at": None, "exit_label": None,
+        "funnel": "b2b-nurture",
+        "status": "active",
+        "stage": "read_ebook",
+        "stage_entered_at": "2026-03-02T10:00:00+00:00",
+        "enrolled_at": "2026-03-02T10:00:00+00:00",
+        "exited_at": None,
+        "exit_label": None,
     }
 
 
@@ -92,12 +114,15 @@ def test_it_names_the_invalid_attribute(api, sessions, attributes, field):
 
 def test_it_writes_consent_changes_to_the_ledger_as_api(api, sessions):
     response = api.post(
-        f"{ADA}/consent", json={"topics": {"nurture": True, "newsletter": "unsubscribed"}, "frequency": "1/7d"},
+        f"{ADA}/consent",
+        json={"topics": {"nurture": True, "newsletter": "unsubscribed"}, "frequency": "1/7d"},
         headers={"User-Agent": "crm/2.0"},
     )
     assert response.status_code == 200
     assert response.get_json() == {
-        "status": "active", "topics": {"newsletter": "unsubscribed", "nurture": "subscribed"}, "frequency": "1/7d",
+        "status": "active",
+        "topics": {"newsletter": "unsubscribed", "nurture": "subscribed"},
+        "frequency": "1/7d",
     }
     assert sorted(ledger(sessions)) == [
         ("api", "frequency", None, None, "1/7d", "crm-sync"),
@@ -116,10 +141,19 @@ def test_it_writes_nothing_when_consent_does_not_change(api, sessions):
 
 
 def test_it_unsubscribes_from_everything_and_back(api, sessions):
-    assert api.post(f"{ADA}/consent", json={"status": "unsubscribed"}).get_json()["status"] == "unsubscribed"
-    assert api.post(f"{ADA}/consent", json={"status": "active", "frequency": None}).get_json()["status"] == "active"
+    assert (
+        api.post(f"{ADA}/consent", json={"status": "unsubscribed"}).get_json()["status"]
+        == "unsubscribed"
+    )
+    assert (
+        api.post(f"{ADA}/consent", json={"status": "active", "frequency": None}).get_json()[
+            "status"
+        ]
+        == "active"
+    )
     assert [row[1:5] for row in ledger(sessions)] == [
-        ("status", None, "active", "unsubscribed"), ("status", None, "unsubscribed", "active"),
+        ("status", None, "active", "unsubscribed"),
+        ("status", None, "unsubscribed", "active"),
     ]
 
 
@@ -154,7 +188,9 @@ def test_it_asks_for_confirmation_of_a_double_opt_in_topic(db_url, smtp_sink, mo
     try:
         freeze(monkeypatch, MONDAY)
         api = Api.for_app(app)
-        body = api.post(f"{ADA}/consent", json={"topics": {"newsletter": True, "nurture": True}}).get_json()
+        body = api.post(
+            f"{ADA}/consent", json={"topics": {"newsletter": True, "nurture": True}}
+        ).get_json()
         assert body["topics"] == {"newsletter": "pending", "nurture": "subscribed"}
         [confirmation] = smtp_sink.wait_for(1)
         assert confirmation.rcpt_tos == ("ada@example.com",)
@@ -163,13 +199,17 @@ def test_it_asks_for_confirmation_of_a_double_opt_in_topic(db_url, smtp_sink, mo
         app.extensions["nurture.engine"].dispose()
 
 
-def test_it_changes_nothing_when_the_confirmation_cannot_be_sent(db_url, smtp_sink, monkeypatch, request):
+def test_it_changes_nothing_when_the_confirmation_cannot_be_sent(
+    db_url, smtp_sink, monkeypatch, request
+):
     if db_url.startswith("sqlite"):
         # pysqlite's legacy transaction handling lets SQLite start a transaction at the
         # first SAVEPOINT and commit it at RELEASE, so get_or_create's savepoint commits
         # the new contact and the rollback cannot undo it. Fixed in app/db.py by
         # taking BEGIN over from pysqlite; strict, so this fails once that lands.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="SQLite savepoints commit (app/db.py)"))
+        request.applymarker(
+            pytest.mark.xfail(strict=True, reason="SQLite savepoints commit (app/db.py)")
+        )
     app = make_test_app(db_url, DOUBLE_OPT_IN_TOPICS=["newsletter"], SMTP_PORT=smtp_sink.port)
     try:
         freeze(monkeypatch, MONDAY)

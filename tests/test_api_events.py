@@ -12,7 +12,11 @@ from tests.helpers import ROOT, messages, run
 
 FUNNEL = ROOT / "funnels" / "b2b-nurture.yaml"
 MONDAY = at("2026-03-02 10:00")
-EBOOK = {"email": "ada@example.com", "type": "ebook_downloaded", "properties": {"ebook": "seven-fundamentals"}}
+EBOOK = {
+    "email": "ada@example.com",
+    "type": "ebook_downloaded",
+    "properties": {"ebook": "seven-fundamentals"},
+}
 
 
 @pytest.fixture
@@ -32,26 +36,42 @@ def go_live(api) -> None:
 
 
 def test_it_stores_an_event_before_answering_202_and_creates_the_contact(api, sessions):
-    response = api.post("/events", json={**EBOOK, "occurred_at": "2026-03-02T09:30:00+00:00", "id": "evt-1"})
+    response = api.post(
+        "/events", json={**EBOOK, "occurred_at": "2026-03-02T09:30:00+00:00", "id": "evt-1"}
+    )
     assert response.status_code == 202
     body = response.get_json()
     assert body["status"] == "accepted"
     with sessions() as s:
         stored = s.get(Event, body["event_id"])
-        assert (stored.type, stored.properties, stored.client_id) == ("ebook_downloaded", EBOOK["properties"], "evt-1")
+        assert (stored.type, stored.properties, stored.client_id) == (
+            "ebook_downloaded",
+            EBOOK["properties"],
+            "evt-1",
+        )
         assert stored.occurred_at == at("2026-03-02 09:30") and stored.source == "api"
-        assert s.scalar(select(Contact.email).where(Contact.id == stored.contact_id)) == "ada@example.com"
+        assert (
+            s.scalar(select(Contact.email).where(Contact.id == stored.contact_id))
+            == "ada@example.com"
+        )
 
 
 def test_it_takes_an_event_from_the_future_as_now(api, sessions):
-    body = api.post("/events", json={**EBOOK, "occurred_at": "2030-01-01T00:00:00+01:00"}).get_json()
+    body = api.post(
+        "/events", json={**EBOOK, "occurred_at": "2030-01-01T00:00:00+01:00"}
+    ).get_json()
     with sessions() as s:
         assert s.get(Event, body["event_id"]).occurred_at == MONDAY
 
 
 def test_it_sends_one_email_for_the_same_id_sent_twice(api, sessions, settings, smtp_sink):
     go_live(api)
-    assert api.post("/contacts/ada@example.com/consent", json={"topics": {"nurture": True}}).status_code == 200
+    assert (
+        api.post(
+            "/contacts/ada@example.com/consent", json={"topics": {"nurture": True}}
+        ).status_code
+        == 200
+    )
     first = api.post("/events", json={**EBOOK, "id": "download-42"})
     run(sessions, settings, MONDAY, sink=smtp_sink)
     again = api.post("/events", json={**EBOOK, "id": "download-42"})
@@ -64,11 +84,16 @@ def test_it_sends_one_email_for_the_same_id_sent_twice(api, sessions, settings, 
     assert count(sessions, Event) == 1
     assert count(sessions, Enrollment) == 1
     assert [r.rcpt_tos for r in smtp_sink.messages] == [("ada@example.com",)]
-    assert [m.template for m in messages(sessions, "ada@example.com")] == ["ebook-welcome", "video1-invite"]
+    assert [m.template for m in messages(sessions, "ada@example.com")] == [
+        "ebook-welcome",
+        "video1-invite",
+    ]
 
 
 def test_it_counts_the_same_id_once_within_one_batch(api, sessions):
-    body = api.post("/events/batch", json={"events": [{**EBOOK, "id": "x"}, {**EBOOK, "id": "x"}]}).get_json()
+    body = api.post(
+        "/events/batch", json={"events": [{**EBOOK, "id": "x"}, {**EBOOK, "id": "x"}]}
+    ).get_json()
     assert [r["status"] for r in body["results"]] == ["accepted", "duplicate"]
     assert (body["accepted"], body["duplicates"], body["errors"]) == (1, 1, 0)
     assert count(sessions, Event) == 1
@@ -79,7 +104,11 @@ def test_it_stores_the_good_items_of_a_batch_and_reports_each_bad_one_by_index(a
         {**EBOOK, "id": "a"},
         {"email": "not-an-address", "type": "quiz_taken"},
         {"email": "bob@example.com", "type": "Quiz Taken"},
-        {"email": "cy@example.com", "type": "quiz_taken", "properties": {"note": "nul \u0000 here"}},
+        {
+            "email": "cy@example.com",
+            "type": "quiz_taken",
+            "properties": {"note": "nul \u0000 here"},
+        },
         {"email": "dee@example.com", "type": "quiz_taken", "occurred_at": "last tuesday"},
         "not an object",
         {"email": "eve@example.com", "type": "quiz_taken", "id": "b"},
@@ -88,7 +117,15 @@ def test_it_stores_the_good_items_of_a_batch_and_reports_each_bad_one_by_index(a
     assert response.status_code == 202
     results = response.get_json()["results"]
     assert [r["index"] for r in results] == list(range(7))
-    assert [r["status"] for r in results] == ["accepted", "error", "error", "error", "error", "error", "accepted"]
+    assert [r["status"] for r in results] == [
+        "accepted",
+        "error",
+        "error",
+        "error",
+        "error",
+        "error",
+        "accepted",
+    ]
     errors = {r["index"]: r["error"] for r in results if r["error"]}
     assert errors[1]["code"] == "invalid_email" and errors[1]["field"] == "events[1].email"
     assert "@-sign" in errors[1]["message"]  # email-validator's reason
@@ -110,7 +147,10 @@ def test_it_keeps_the_rest_of_a_batch_when_applying_one_event_fails(api, session
         return real(session, contact, event, now, funnels)
 
     monkeypatch.setattr(ingest, "apply_event", flaky)
-    events = [{"email": e, "type": "quiz_taken"} for e in ("a@example.com", "bad@example.com", "c@example.com")]
+    events = [
+        {"email": e, "type": "quiz_taken"}
+        for e in ("a@example.com", "bad@example.com", "c@example.com")
+    ]
     body = api.post("/events/batch", json={"events": events}).get_json()
     assert [r["status"] for r in body["results"]] == ["accepted", "error", "accepted"]
     assert body["results"][1]["error"]["code"] == "internal"
@@ -126,7 +166,9 @@ def test_it_refuses_an_empty_or_oversized_batch_with_422(api, sessions, events):
 
 
 def test_it_accepts_a_batch_of_1000(api, sessions):
-    events = [{"email": f"p{i}@example.com", "type": "page_viewed", "id": str(i)} for i in range(1000)]
+    events = [
+        {"email": f"p{i}@example.com", "type": "page_viewed", "id": str(i)} for i in range(1000)
+    ]
     body = api.post("/events/batch", json={"events": events}).get_json()
     assert body["accepted"] == 1000 and count(sessions, Event) == 1000
 

@@ -37,7 +37,9 @@ class Served:
     base: str
 
     def preferences_url(self, contact_id: int) -> str:
-        return f"{self.base}/p/" + tokens.make("preferences", self.app.config["SECRET_KEY"], contact_id, 1)
+        return f"{self.base}/p/" + tokens.make(
+            "preferences", self.app.config["SECRET_KEY"], contact_id, 1
+        )
 
 
 @pytest.fixture
@@ -67,11 +69,15 @@ def consent(sessions: sessionmaker[Session], contact_id: int) -> dict[str, objec
 def assert_fits_the_screen(page: Page) -> None:
     """Nothing wider than the phone: no sideways scrolling, the save button in view."""
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-    box = page.get_by_role("button", name=page.locator("button[value=save]").inner_text()).bounding_box()
+    box = page.get_by_role(
+        "button", name=page.locator("button[value=save]").inner_text()
+    ).bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
 
 
-def test_it_toggles_a_topic_on_a_phone_screen(served: Served, page: Page, artifacts_dir: Path) -> None:
+def test_it_toggles_a_topic_on_a_phone_screen(
+    served: Served, page: Page, artifacts_dir: Path
+) -> None:
     ada = subscribe(served.sessions, "ada@example.com", MONDAY)
     subscribe(served.sessions, "ada@example.com", MONDAY, topic="newsletter")
     page.set_viewport_size(PHONE)
@@ -89,7 +95,10 @@ def test_it_toggles_a_topic_on_a_phone_screen(served: Served, page: Page, artifa
     page.screenshot(path=str(artifacts_dir / "preferences-375x812.png"), full_page=True)
     assert not page.get_by_role("checkbox", name="Newsletter").is_checked()
     assert consent(served.sessions, ada) == {
-        "status": "active", "topics": {"newsletter": "unsubscribed", "nurture": "subscribed"}, "frequency": "1/7d"}
+        "status": "active",
+        "topics": {"newsletter": "unsubscribed", "nurture": "subscribed"},
+        "frequency": "1/7d",
+    }
     assert (artifacts_dir / "preferences-375x812.png").stat().st_size > 0
 
 

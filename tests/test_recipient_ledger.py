@@ -33,23 +33,53 @@ def snapshot(sessions: sessionmaker[Session]) -> dict[str, Any]:
     """Everything consent is made of, as plain values."""
     with sessions() as s:
         return {
-            "ledger": [_row(r) for r in s.scalars(select(ConsentChange).order_by(ConsentChange.id))],
-            "contacts": [(c.id, c.status, c.frequency, c.updated_at) for c in s.scalars(select(Contact).order_by(Contact.id))],
-            "subscriptions": sorted((x.contact_id, x.topic, x.status, x.updated_at) for x in s.scalars(select(Subscription))),
+            "ledger": [
+                _row(r) for r in s.scalars(select(ConsentChange).order_by(ConsentChange.id))
+            ],
+            "contacts": [
+                (c.id, c.status, c.frequency, c.updated_at)
+                for c in s.scalars(select(Contact).order_by(Contact.id))
+            ],
+            "subscriptions": sorted(
+                (x.contact_id, x.topic, x.status, x.updated_at)
+                for x in s.scalars(select(Subscription))
+            ),
         }
 
 
 def _row(r: ConsentChange) -> tuple[object, ...]:
-    return (r.id, r.contact_id, r.at, r.source, r.topic, r.field, r.before, r.after, r.ip, r.user_agent,
-            r.actor, r.message_id)
+    return (
+        r.id,
+        r.contact_id,
+        r.at,
+        r.source,
+        r.topic,
+        r.field,
+        r.before,
+        r.after,
+        r.ip,
+        r.user_agent,
+        r.actor,
+        r.message_id,
+    )
 
 
-def pending(sessions: sessionmaker[Session], settings: EngineSettings, email: str, topic: str) -> None:
+def pending(
+    sessions: sessionmaker[Session], settings: EngineSettings, email: str, topic: str
+) -> None:
     with sessions.begin() as s:
         contact = contacts_svc.find(s, email)
         assert contact is not None
-        optin.request(s, contact, topic, MONDAY, contacts_svc.Actor(source="api"), settings,
-                      transport=MemoryTransport(), double_opt_in=(topic,))
+        optin.request(
+            s,
+            contact,
+            topic,
+            MONDAY,
+            contacts_svc.Actor(source="api"),
+            settings,
+            transport=MemoryTransport(),
+            double_opt_in=(topic,),
+        )
 
 
 def test_it_changes_nothing_on_a_get_of_any_recipient_url(
@@ -59,9 +89,16 @@ def test_it_changes_nothing_on_a_get_of_any_recipient_url(
     ada = subscribe(sessions, "ada@example.com", MONDAY, locale="de")
     pending(sessions, settings, "ada@example.com", "newsletter")
     before = snapshot(sessions)
-    urls = [link(app, "unsubscribe", ada), link(app, "preferences", ada),
-            link(app, "confirm", ada, "newsletter"), link(app, "confirm", ada, "nurture"),
-            link(app, "unsubscribe", ada) + "/resubscribe", "/u/forged", "/p/forged", "/c/forged"]
+    urls = [
+        link(app, "unsubscribe", ada),
+        link(app, "preferences", ada),
+        link(app, "confirm", ada, "newsletter"),
+        link(app, "confirm", ada, "nurture"),
+        link(app, "unsubscribe", ada) + "/resubscribe",
+        "/u/forged",
+        "/p/forged",
+        "/c/forged",
+    ]
 
     client = app.test_client()
     codes = {url: (client.get(url).status_code, client.head(url).status_code) for url in urls}
@@ -75,7 +112,9 @@ def test_it_changes_nothing_on_a_get_of_any_recipient_url(
 def test_it_rebuilds_current_consent_from_the_ledger(
     app: Flask, sessions: sessionmaker[Session], settings: EngineSettings, smtp_sink: SmtpSink
 ) -> None:
-    app.config.update(DOUBLE_OPT_IN_TOPICS=["newsletter"], SMTP_HOST=smtp_sink.host, SMTP_PORT=smtp_sink.port)
+    app.config.update(
+        DOUBLE_OPT_IN_TOPICS=["newsletter"], SMTP_HOST=smtp_sink.host, SMTP_PORT=smtp_sink.port
+    )
     publish(sessions, FUNNEL, MONDAY)
     ada = subscribe(sessions, "ada@example.com", MONDAY, timezone="Europe/London")
     client = app.test_client(use_cookies=False)
@@ -88,7 +127,9 @@ def test_it_rebuilds_current_consent_from_the_ledger(
     with sessions.begin() as s:  # the newsletter is offered once Ada has a row for it
         found = s.get(Contact, ada)
         assert found is not None
-        contacts_svc.set_topic(s, found, "newsletter", "unsubscribed", MONDAY, contacts_svc.Actor(source="import"))
+        contacts_svc.set_topic(
+            s, found, "newsletter", "unsubscribed", MONDAY, contacts_svc.Actor(source="import")
+        )
     client.post(prefs, data={"topic": ["nurture", "newsletter"], "frequency": "none"})
     [confirmation] = smtp_sink.wait_for(1)
     client.post("/c/" + confirmation.text.split("/c/", 1)[1].split()[0])
@@ -100,9 +141,22 @@ def test_it_rebuilds_current_consent_from_the_ledger(
         assert found is not None
         assert contacts_svc.rebuild_consent(s, ada) == contacts_svc.consent_view(found)
         assert contacts_svc.consent_view(found) == {
-            "status": "active", "topics": {"newsletter": "subscribed", "nurture": "subscribed"}, "frequency": None}
-        sources = {row.source for row in s.scalars(select(ConsentChange).where(ConsentChange.contact_id == ada))}
-    assert sources == {"test", "one-click", "resubscribe", "preference-centre", "import", "double-opt-in"}
+            "status": "active",
+            "topics": {"newsletter": "subscribed", "nurture": "subscribed"},
+            "frequency": None,
+        }
+        sources = {
+            row.source
+            for row in s.scalars(select(ConsentChange).where(ConsentChange.contact_id == ada))
+        }
+    assert sources == {
+        "test",
+        "one-click",
+        "resubscribe",
+        "preference-centre",
+        "import",
+        "double-opt-in",
+    }
 
 
 def test_it_rebuilds_a_bounce_recorded_by_the_worker(
@@ -128,7 +182,11 @@ def test_it_rebuilds_nothing_for_a_contact_without_changes(sessions: sessionmake
         contact_id = contact.id
 
     with sessions() as s:
-        assert contacts_svc.rebuild_consent(s, contact_id) == {"status": "active", "topics": {}, "frequency": None}
+        assert contacts_svc.rebuild_consent(s, contact_id) == {
+            "status": "active",
+            "topics": {},
+            "frequency": None,
+        }
 
 
 def test_it_only_ever_appends_to_the_ledger(app: Flask, sessions: sessionmaker[Session]) -> None:

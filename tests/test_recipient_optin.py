@@ -28,14 +28,27 @@ MONDAY = at("2026-03-02 10:00")
 API = contacts_svc.Actor(source="api", ip="10.0.0.1")
 
 
-def request(sessions: sessionmaker[Session], settings: EngineSettings, topic: str,
-            transport: MemoryTransport, double_opt_in: tuple[str, ...] = ("newsletter",)) -> str:
+def request(
+    sessions: sessionmaker[Session],
+    settings: EngineSettings,
+    topic: str,
+    transport: MemoryTransport,
+    double_opt_in: tuple[str, ...] = ("newsletter",),
+) -> str:
     """optin.request as the API will call it, for Ada (created if needed)."""
     with sessions.begin() as s:
         contact, _ = contacts_svc.get_or_create(s, ADA, MONDAY)
         contacts_svc.update_attributes(contact, {"first_name": "Ada"}, MONDAY)
-        return optin.request(s, contact, topic, MONDAY, API, settings, transport=transport,
-                             double_opt_in=double_opt_in)
+        return optin.request(
+            s,
+            contact,
+            topic,
+            MONDAY,
+            API,
+            settings,
+            transport=transport,
+            double_opt_in=double_opt_in,
+        )
 
 
 def topics(sessions: sessionmaker[Session], email: str = ADA) -> dict[str, str]:
@@ -79,7 +92,9 @@ def test_it_keeps_a_double_opt_in_topic_pending_and_emails_the_link(
     assert topics(sessions) == {"newsletter": "pending"}
     [sent] = transport.sent
     email = parsed(sent)
-    assert email["To"] == ADA and email["Subject"] == 'Please confirm your "newsletter" subscription'
+    assert (
+        email["To"] == ADA and email["Subject"] == 'Please confirm your "newsletter" subscription'
+    )
     assert email["List-Unsubscribe"] is None and email["Message-ID"].startswith("<nurture.confirm")
     body = plain(sent)
     assert body.startswith("Hi Ada,")
@@ -97,7 +112,9 @@ def test_it_subscribes_other_topics_at_once_without_email(
     assert topics(sessions) == {"nurture": "subscribed"} and transport.sent == []
 
 
-def test_it_leaves_a_subscribed_topic_alone(sessions: sessionmaker[Session], settings: EngineSettings) -> None:
+def test_it_leaves_a_subscribed_topic_alone(
+    sessions: sessionmaker[Session], settings: EngineSettings
+) -> None:
     subscribe(sessions, ADA, MONDAY, topic="newsletter")
     transport = MemoryTransport()
     rows = len(ledger(sessions))
@@ -107,7 +124,9 @@ def test_it_leaves_a_subscribed_topic_alone(sessions: sessionmaker[Session], set
     assert transport.sent == [] and len(ledger(sessions)) == rows
 
 
-def test_it_resends_the_link_when_asked_again(sessions: sessionmaker[Session], settings: EngineSettings) -> None:
+def test_it_resends_the_link_when_asked_again(
+    sessions: sessionmaker[Session], settings: EngineSettings
+) -> None:
     transport = MemoryTransport()
     request(sessions, settings, "newsletter", transport)
 
@@ -116,7 +135,9 @@ def test_it_resends_the_link_when_asked_again(sessions: sessionmaker[Session], s
     assert len(transport.sent) == 2 and topics(sessions) == {"newsletter": "pending"}
 
 
-def test_it_confirms_on_post_only(app: Flask, sessions: sessionmaker[Session], settings: EngineSettings) -> None:
+def test_it_confirms_on_post_only(
+    app: Flask, sessions: sessionmaker[Session], settings: EngineSettings
+) -> None:
     transport = MemoryTransport()
     request(sessions, settings, "newsletter", transport)
     link = confirm_path(plain(transport.sent[0]))
@@ -131,7 +152,12 @@ def test_it_confirms_on_post_only(app: Flask, sessions: sessionmaker[Session], s
     assert done.status_code == 200 and "You are subscribed" in done.get_data(as_text=True)
     assert topics(sessions) == {"newsletter": "subscribed"}
     row = ledger(sessions)[-1]
-    assert (row.source, row.before, row.after, row.user_agent) == ("double-opt-in", "pending", "subscribed", "Phone/2.0")
+    assert (row.source, row.before, row.after, row.user_agent) == (
+        "double-opt-in",
+        "pending",
+        "subscribed",
+        "Phone/2.0",
+    )
 
     again = client.post(link)
     assert "Already confirmed" in again.get_data(as_text=True) and len(ledger(sessions)) == rows + 1
@@ -170,12 +196,17 @@ def test_it_never_mails_a_pending_topic(
 @pytest.fixture
 def double_opt_in_app(app: Flask, smtp_sink: SmtpSink) -> Flask:
     """The app with the nurture topic under double opt-in, mailing to the sink."""
-    app.config.update(DOUBLE_OPT_IN_TOPICS=["nurture"], SMTP_HOST=smtp_sink.host, SMTP_PORT=smtp_sink.port)
+    app.config.update(
+        DOUBLE_OPT_IN_TOPICS=["nurture"], SMTP_HOST=smtp_sink.host, SMTP_PORT=smtp_sink.port
+    )
     return app
 
 
 def test_it_confirms_a_topic_switched_on_in_the_preference_centre(
-    double_opt_in_app: Flask, sessions: sessionmaker[Session], settings: EngineSettings, smtp_sink: SmtpSink
+    double_opt_in_app: Flask,
+    sessions: sessionmaker[Session],
+    settings: EngineSettings,
+    smtp_sink: SmtpSink,
 ) -> None:
     publish(sessions, FUNNEL, MONDAY)
     ada = subscribe(sessions, ADA, MONDAY, topic="newsletter", timezone="Europe/London")
@@ -203,7 +234,8 @@ def test_it_changes_nothing_when_the_confirmation_cannot_be_sent(
     preferences = "/p/" + tokens.make("preferences", double_opt_in_app.config["SECRET_KEY"], ada)
 
     response = double_opt_in_app.test_client().post(
-        preferences, data={"topic": ["nurture"], "frequency": "1/7d"})
+        preferences, data={"topic": ["nurture"], "frequency": "1/7d"}
+    )
 
     assert response.status_code == 503
     assert "could not send the confirmation email" in response.get_data(as_text=True)

@@ -48,7 +48,9 @@ def ada(sessions: sessionmaker[Session]) -> int:
     return contact_id
 
 
-def test_it_shows_live_funnel_topics_the_contacts_own_topics_and_the_frequencies(app: Flask, ada: int) -> None:
+def test_it_shows_live_funnel_topics_the_contacts_own_topics_and_the_frequencies(
+    app: Flask, ada: int
+) -> None:
     page = app.test_client().get(path(app, ada)).get_data(as_text=True)
 
     assert 'name="topic" value="nurture" checked' in page
@@ -60,20 +62,31 @@ def test_it_shows_live_funnel_topics_the_contacts_own_topics_and_the_frequencies
     assert "At most one email a week" in page and 'value="unsubscribe"' in page
 
 
-def test_it_switches_a_topic_off_and_sets_a_frequency(app: Flask, sessions: sessionmaker[Session], ada: int) -> None:
+def test_it_switches_a_topic_off_and_sets_a_frequency(
+    app: Flask, sessions: sessionmaker[Session], ada: int
+) -> None:
     response = app.test_client().post(
-        path(app, ada), data={"topic": ["nurture"], "frequency": "1/7d", "action": "save"},
+        path(app, ada),
+        data={"topic": ["nurture"], "frequency": "1/7d", "action": "save"},
         headers={"User-Agent": "Phone/1.0"},
     )
 
-    assert response.status_code == 200 and "Your choices are saved." in response.get_data(as_text=True)
+    assert response.status_code == 200 and "Your choices are saved." in response.get_data(
+        as_text=True
+    )
     assert consent(sessions, ada) == {
-        "status": "active", "topics": {"newsletter": "unsubscribed", "nurture": "subscribed"}, "frequency": "1/7d"}
+        "status": "active",
+        "topics": {"newsletter": "unsubscribed", "nurture": "subscribed"},
+        "frequency": "1/7d",
+    }
     rows = ledger(sessions)[-2:]
     assert [(r.field, r.topic, r.before, r.after) for r in rows] == [
-        ("topic", "newsletter", "subscribed", "unsubscribed"), ("frequency", None, None, "1/7d")]
+        ("topic", "newsletter", "subscribed", "unsubscribed"),
+        ("frequency", None, None, "1/7d"),
+    ]
     assert {(r.source, r.ip, r.user_agent, r.message_id) for r in rows} == {
-        ("preference-centre", "127.0.0.1", "Phone/1.0", 3)}
+        ("preference-centre", "127.0.0.1", "Phone/1.0", 3)
+    }
 
 
 def test_it_switches_a_topic_back_on(app: Flask, sessions: sessionmaker[Session], ada: int) -> None:
@@ -90,28 +103,41 @@ def test_it_writes_nothing_when_the_form_is_saved_unchanged(
 ) -> None:
     rows = len(ledger(sessions))
 
-    app.test_client().post(path(app, ada), data={"topic": ["nurture", "newsletter"], "frequency": "none"})
+    app.test_client().post(
+        path(app, ada), data={"topic": ["nurture", "newsletter"], "frequency": "none"}
+    )
 
     assert len(ledger(sessions)) == rows
 
 
-def test_it_ignores_topics_the_page_did_not_offer(app: Flask, sessions: sessionmaker[Session], ada: int) -> None:
-    app.test_client().post(path(app, ada), data={"topic": ["nurture", "newsletter", "vip-offers"], "frequency": "none"})
+def test_it_ignores_topics_the_page_did_not_offer(
+    app: Flask, sessions: sessionmaker[Session], ada: int
+) -> None:
+    app.test_client().post(
+        path(app, ada), data={"topic": ["nurture", "newsletter", "vip-offers"], "frequency": "none"}
+    )
 
     assert "vip-offers" not in consent(sessions, ada)["topics"]
 
 
-def test_it_refuses_a_frequency_it_did_not_offer(app: Flask, sessions: sessionmaker[Session], ada: int) -> None:
+def test_it_refuses_a_frequency_it_did_not_offer(
+    app: Flask, sessions: sessionmaker[Session], ada: int
+) -> None:
     rows = len(ledger(sessions))
 
     response = app.test_client().post(path(app, ada), data={"topic": [], "frequency": "100/1m"})
 
     assert response.status_code == 400
     assert "That choice is not available" in response.get_data(as_text=True)
-    assert len(ledger(sessions)) == rows and consent(sessions, ada)["topics"]["nurture"] == "subscribed"
+    assert (
+        len(ledger(sessions)) == rows
+        and consent(sessions, ada)["topics"]["nurture"] == "subscribed"
+    )
 
 
-def test_it_keeps_a_frequency_set_elsewhere_as_a_choice(app: Flask, sessions: sessionmaker[Session], ada: int) -> None:
+def test_it_keeps_a_frequency_set_elsewhere_as_a_choice(
+    app: Flask, sessions: sessionmaker[Session], ada: int
+) -> None:
     with sessions.begin() as s:
         found = s.get(Contact, ada)
         assert found is not None
@@ -122,7 +148,9 @@ def test_it_keeps_a_frequency_set_elsewhere_as_a_choice(app: Flask, sessions: se
     assert 'value="3/7d" checked' in page and "Your own setting (3/7d)" in page
 
 
-def test_it_unsubscribes_from_all_and_resubscribes(app: Flask, sessions: sessionmaker[Session], ada: int) -> None:
+def test_it_unsubscribes_from_all_and_resubscribes(
+    app: Flask, sessions: sessionmaker[Session], ada: int
+) -> None:
     client = app.test_client()
 
     gone = client.post(path(app, ada), data={"action": "unsubscribe"})
@@ -134,16 +162,24 @@ def test_it_unsubscribes_from_all_and_resubscribes(app: Flask, sessions: session
     assert consent(sessions, ada)["status"] == "active"
     assert 'value="resubscribe"' not in back.get_data(as_text=True)
     assert [(r.source, r.after) for r in ledger(sessions)[-2:]] == [
-        ("preference-centre", "unsubscribed"), ("preference-centre", "active")]
+        ("preference-centre", "unsubscribed"),
+        ("preference-centre", "active"),
+    ]
 
 
 def test_it_holds_the_next_email_to_the_chosen_frequency(
-    app: Flask, sessions: sessionmaker[Session], settings: EngineSettings, smtp_sink: SmtpSink, ada: int
+    app: Flask,
+    sessions: sessionmaker[Session],
+    settings: EngineSettings,
+    smtp_sink: SmtpSink,
+    ada: int,
 ) -> None:
     event(sessions, ADA, "ebook_downloaded", MONDAY, ebook="seven-fundamentals")
     run(sessions, settings, MONDAY, sink=smtp_sink)
 
-    app.test_client().post(path(app, ada), data={"topic": ["nurture", "newsletter"], "frequency": "1/7d"})
+    app.test_client().post(
+        path(app, ada), data={"topic": ["nurture", "newsletter"], "frequency": "1/7d"}
+    )
     run(sessions, settings, at("2026-03-04 10:00"), sink=smtp_sink)
 
     # The funnel alone would send the video invite on Wednesday; one a week waits a week.
@@ -153,7 +189,11 @@ def test_it_holds_the_next_email_to_the_chosen_frequency(
 
 
 def test_it_stops_mail_on_a_topic_switched_off(
-    app: Flask, sessions: sessionmaker[Session], settings: EngineSettings, smtp_sink: SmtpSink, ada: int
+    app: Flask,
+    sessions: sessionmaker[Session],
+    settings: EngineSettings,
+    smtp_sink: SmtpSink,
+    ada: int,
 ) -> None:
     app.test_client().post(path(app, ada), data={"topic": ["newsletter"], "frequency": "none"})
 
@@ -165,32 +205,45 @@ def test_it_stops_mail_on_a_topic_switched_off(
     assert smtp_sink.messages == []
 
 
-@pytest.mark.parametrize(("locale", "heading", "button"), [
-    ("de", "Ihre E-Mail-Einstellungen", "Auswahl speichern"),
-    ("fr-CA", "Vos préférences d’e-mail", "Enregistrer mes choix"),
-    ("es_ES", "Tus preferencias de correo", "Guardar mis preferencias"),
-    ("en-GB", "Your email preferences", "Save my choices"),
-])
+@pytest.mark.parametrize(
+    ("locale", "heading", "button"),
+    [
+        ("de", "Ihre E-Mail-Einstellungen", "Auswahl speichern"),
+        ("fr-CA", "Vos préférences d’e-mail", "Enregistrer mes choix"),
+        ("es_ES", "Tus preferencias de correo", "Guardar mis preferencias"),
+        ("en-GB", "Your email preferences", "Save my choices"),
+    ],
+)
 def test_it_speaks_the_contacts_language(
     app: Flask, sessions: sessionmaker[Session], locale: str, heading: str, button: str
 ) -> None:
     contact_id = subscribe(sessions, ADA, MONDAY, locale=locale)
 
     # The contact's own language wins over the browser's.
-    response = app.test_client().get(path(app, contact_id), headers={"Accept-Language": "fr, de;q=0.5"}
-                                     if locale.startswith("en") else {"Accept-Language": "en"})
+    response = app.test_client().get(
+        path(app, contact_id),
+        headers={"Accept-Language": "fr, de;q=0.5"}
+        if locale.startswith("en")
+        else {"Accept-Language": "en"},
+    )
 
     page = response.get_data(as_text=True)
     assert f"<h1>{heading}</h1>" in page and button in page
     assert f'<html lang="{locale[:2]}">' in page
 
 
-def test_it_falls_back_to_the_browsers_language_then_english(app: Flask, sessions: sessionmaker[Session]) -> None:
+def test_it_falls_back_to_the_browsers_language_then_english(
+    app: Flask, sessions: sessionmaker[Session]
+) -> None:
     contact_id = subscribe(sessions, ADA, MONDAY, locale="ja")
     client = app.test_client()
 
-    german = client.get(path(app, contact_id), headers={"Accept-Language": "ja, de;q=0.8"}).get_data(as_text=True)
-    english = client.get(path(app, contact_id), headers={"Accept-Language": "ja"}).get_data(as_text=True)
+    german = client.get(
+        path(app, contact_id), headers={"Accept-Language": "ja, de;q=0.8"}
+    ).get_data(as_text=True)
+    english = client.get(path(app, contact_id), headers={"Accept-Language": "ja"}).get_data(
+        as_text=True
+    )
 
     assert "<h1>Ihre E-Mail-Einstellungen</h1>" in german
     assert "<h1>Your email preferences</h1>" in english

@@ -21,7 +21,9 @@ NOW = at("2026-03-02 10:00")
 ROUTES = {"unsubscribe": "/u/", "preferences": "/p/", "confirm": "/c/"}
 
 
-def make(app: Flask, kind: str, contact_id: int, message_id: int | None = 1, key: str | None = None) -> str:
+def make(
+    app: Flask, kind: str, contact_id: int, message_id: int | None = 1, key: str | None = None
+) -> str:
     extra = "newsletter" if kind == "confirm" else None
     return tokens.make(kind, key or app.config["SECRET_KEY"], contact_id, message_id, extra=extra)
 
@@ -40,7 +42,9 @@ def status(sessions: sessionmaker[Session], contact_id: int) -> str:
 
 def reencoded(token: str, payload: list[object]) -> str:
     """`token` with its payload swapped for another, keeping the original signature."""
-    data = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).rstrip(b"=")
+    data = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).rstrip(
+        b"="
+    )
     return data.decode() + "." + token.split(".", 1)[1]
 
 
@@ -64,10 +68,18 @@ def test_it_refuses_forged_truncated_and_tampered_tokens(
 
     bad = [
         make(app, kind, ada, key="a-guessed-secret-key"),  # forged with another key
-        good[:-1], good[: len(good) // 2], good.split(".")[0],  # truncated
-        reencoded(good, [bob, 1] if kind != "confirm" else [bob, None, "newsletter"]),  # another contact
-        reencoded(good, [ada, 2] if kind != "confirm" else [ada, None, "nurture"]),  # another message/topic
-        "WzEsMV0.bm90LWEtc2lnbmF0dXJl", "0", "../../etc/passwd",
+        good[:-1],
+        good[: len(good) // 2],
+        good.split(".")[0],  # truncated
+        reencoded(
+            good, [bob, 1] if kind != "confirm" else [bob, None, "newsletter"]
+        ),  # another contact
+        reencoded(
+            good, [ada, 2] if kind != "confirm" else [ada, None, "nurture"]
+        ),  # another message/topic
+        "WzEsMV0.bm90LWEtc2lnbmF0dXJl",
+        "0",
+        "../../etc/passwd",
     ]
     for token in bad:
         assert_refused(app, ROUTES[kind] + token)
@@ -76,8 +88,10 @@ def test_it_refuses_forged_truncated_and_tampered_tokens(
     assert status(sessions, ada) == status(sessions, bob) == "active"
 
 
-@pytest.mark.parametrize(("kind", "route"), [("preferences", "/u/"), ("unsubscribe", "/p/"),
-                                             ("unsubscribe", "/c/"), ("confirm", "/p/")])
+@pytest.mark.parametrize(
+    ("kind", "route"),
+    [("preferences", "/u/"), ("unsubscribe", "/p/"), ("unsubscribe", "/c/"), ("confirm", "/p/")],
+)
 def test_it_refuses_a_token_made_for_another_kind_of_link(
     app: Flask, sessions: sessionmaker[Session], kind: str, route: str
 ) -> None:
@@ -96,7 +110,9 @@ def test_it_refuses_a_confirm_token_without_a_topic_and_tokens_of_unknown_contac
     assert_refused(app, "/p/" + make(app, "preferences", ada + 1000))
 
 
-def test_it_acts_only_on_the_contact_the_token_names(app: Flask, sessions: sessionmaker[Session]) -> None:
+def test_it_acts_only_on_the_contact_the_token_names(
+    app: Flask, sessions: sessionmaker[Session]
+) -> None:
     ada = subscribe(sessions, "ada@example.com", NOW)
     bob = subscribe(sessions, "bob@example.com", NOW)
 
@@ -119,13 +135,17 @@ def test_it_honours_old_unsubscribe_links_after_a_key_rotation(
     ada = subscribe(sessions, "ada@example.com", NOW)
     old = tokens.make("unsubscribe", "the-old-key", ada, 5)
 
-    response = rotated.test_client(use_cookies=False).post("/u/" + old, data={"List-Unsubscribe": "One-Click"})
+    response = rotated.test_client(use_cookies=False).post(
+        "/u/" + old, data={"List-Unsubscribe": "One-Click"}
+    )
 
     assert response.status_code == 200
     assert status(sessions, ada) == "unsubscribed"
 
 
-def test_it_refuses_old_links_once_the_old_key_is_dropped(app: Flask, sessions: sessionmaker[Session]) -> None:
+def test_it_refuses_old_links_once_the_old_key_is_dropped(
+    app: Flask, sessions: sessionmaker[Session]
+) -> None:
     ada = subscribe(sessions, "ada@example.com", NOW)
     old = tokens.make("unsubscribe", "the-old-key", ada, 5)
 
@@ -134,7 +154,9 @@ def test_it_refuses_old_links_once_the_old_key_is_dropped(app: Flask, sessions: 
 
 
 def test_it_shows_the_404_page_in_the_browsers_language(app: Flask) -> None:
-    response = app.test_client().get("/u/nonsense", headers={"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"})
+    response = app.test_client().get(
+        "/u/nonsense", headers={"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"}
+    )
 
     assert response.status_code == 404
     assert "Dieser Link funktioniert nicht" in response.get_data(as_text=True)

@@ -50,7 +50,9 @@ def test_it_suppresses_the_next_email_after_a_one_click_post_to_the_sent_header(
     url = urlparse(header.strip().removeprefix("<").removesuffix(">"))
     assert url.netloc == "nurture.test" and url.path.startswith("/u/")
     client = app.test_client(use_cookies=False)
-    response = client.post(url.path, data=ONE_CLICK, content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        url.path, data=ONE_CLICK, content_type="application/x-www-form-urlencoded"
+    )
     assert response.status_code == 200
 
     # The video 1 invite is due on Wednesday: it must not go out.
@@ -61,17 +63,31 @@ def test_it_suppresses_the_next_email_after_a_one_click_post_to_the_sent_header(
     assert len(smtp_sink.messages) == 1
 
 
-def test_it_records_a_one_click_unsubscribe_in_the_ledger(app: Flask, sessions: sessionmaker[Session]) -> None:
+def test_it_records_a_one_click_unsubscribe_in_the_ledger(
+    app: Flask, sessions: sessionmaker[Session]
+) -> None:
     ada = subscribe(sessions, ADA, MONDAY)
     client = app.test_client(use_cookies=False)
 
-    client.post(unsubscribe_path(app, ada, 42), data={"List-Unsubscribe": "One-Click"},
-                headers={"User-Agent": "MailProvider-OneClick/1.0"})
+    client.post(
+        unsubscribe_path(app, ada, 42),
+        data={"List-Unsubscribe": "One-Click"},
+        headers={"User-Agent": "MailProvider-OneClick/1.0"},
+    )
 
     row = ledger(sessions)[-1]
     assert (row.source, row.field, row.topic, row.before, row.after) == (
-        "one-click", "status", None, "active", "unsubscribed")
-    assert (row.ip, row.user_agent, row.message_id) == ("127.0.0.1", "MailProvider-OneClick/1.0", 42)
+        "one-click",
+        "status",
+        None,
+        "active",
+        "unsubscribed",
+    )
+    assert (row.ip, row.user_agent, row.message_id) == (
+        "127.0.0.1",
+        "MailProvider-OneClick/1.0",
+        42,
+    )
     assert contact(sessions).status == "unsubscribed"
 
 
@@ -107,13 +123,19 @@ def test_it_unsubscribes_from_the_page_button_and_offers_resubscribe_and_prefere
     assert ledger(sessions)[-1].source == "unsubscribe-page"
 
 
-def test_it_answers_a_second_post_without_changing_anything(app: Flask, sessions: sessionmaker[Session]) -> None:
+def test_it_answers_a_second_post_without_changing_anything(
+    app: Flask, sessions: sessionmaker[Session]
+) -> None:
     ada = subscribe(sessions, ADA, MONDAY)
     client = app.test_client(use_cookies=False)
-    client.post(unsubscribe_path(app, ada), data=ONE_CLICK, content_type="application/x-www-form-urlencoded")
+    client.post(
+        unsubscribe_path(app, ada), data=ONE_CLICK, content_type="application/x-www-form-urlencoded"
+    )
     rows = len(ledger(sessions))
 
-    again = client.post(unsubscribe_path(app, ada), data=ONE_CLICK, content_type="application/x-www-form-urlencoded")
+    again = client.post(
+        unsubscribe_path(app, ada), data=ONE_CLICK, content_type="application/x-www-form-urlencoded"
+    )
 
     assert again.status_code == 200
     assert len(ledger(sessions)) == rows
@@ -132,12 +154,16 @@ def test_it_resubscribes_and_the_next_email_goes_out(
     assert response.status_code == 200 and "Welcome back" in response.get_data(as_text=True)
     assert contact(sessions).status == "active"
     assert [(r.source, r.after) for r in ledger(sessions)[-2:]] == [
-        ("unsubscribe-page", "unsubscribed"), ("resubscribe", "active")]
+        ("unsubscribe-page", "unsubscribed"),
+        ("resubscribe", "active"),
+    ]
     event(sessions, ADA, "ebook_downloaded", MONDAY, ebook="seven-fundamentals")
     assert run(sessions, settings, MONDAY, sink=smtp_sink).counts["sent"] == 1
 
 
-def test_it_keeps_a_complaint_rather_than_overwrite_it(app: Flask, sessions: sessionmaker[Session]) -> None:
+def test_it_keeps_a_complaint_rather_than_overwrite_it(
+    app: Flask, sessions: sessionmaker[Session]
+) -> None:
     ada = subscribe(sessions, ADA, MONDAY)
     with sessions.begin() as s:
         found = s.get(Contact, ada)
@@ -146,7 +172,9 @@ def test_it_keeps_a_complaint_rather_than_overwrite_it(app: Flask, sessions: ses
     rows = len(ledger(sessions))
 
     client = app.test_client()
-    response = client.post(unsubscribe_path(app, ada), data=ONE_CLICK, content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        unsubscribe_path(app, ada), data=ONE_CLICK, content_type="application/x-www-form-urlencoded"
+    )
     resubscribe = client.post(unsubscribe_path(app, ada) + "/resubscribe")
 
     assert response.status_code == 200 and resubscribe.status_code == 200

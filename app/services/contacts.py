@@ -9,10 +9,10 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.models import ConsentChange, Contact, Subscription
+from app.upsert import insert_ignore
 
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
 TOPIC_STATES = ("subscribed", "unsubscribed", "pending")
@@ -50,22 +50,20 @@ def find(session: Session, email: str) -> Contact | None:
 def get_or_create(session: Session, email: str, now: datetime) -> tuple[Contact, bool]:
     """The contact for `email`, creating it if needed; (contact, created).
 
-    A concurrent insert of the same address loses the race on the unique index; the
-    savepoint lets us read the winner's row instead of failing the transaction.
+    A concurrent insert of the same address is absorbed by ON CONFLICT DO NOTHING:
+    the loser reads the winner's row instead of failing its transaction.
     """
     address = normalize_email(email)
     contact = session.scalar(select(Contact).where(Contact.email == address))
     if contact is not None:
         return contact, False
-    contact = Contact(email=address, attributes={}, created_at=now, updated_at=now)
-    try:
-        with session.begin_nested():
-            session.add(contact)
-    except IntegrityError:
-        existing = session.scalar(select(Contact).where(Contact.email == address))
-        assert existing is not None
-        return existing, False
-    return contact, True
+    values = {"email": address, "attributes": {}, "status": "active", "created_at": now, "updated_at": now}
+    created = insert_ignore(session, Contact, values, ["email"])
+    if created is not None:
+        return created, True
+    existing = session.scalar(select(Contact).where(Contact.email == address))
+    assert existing is not None
+    return existing, False
 
 
 def update_attributes(contact: Contact, attributes: Mapping[str, Any], now: datetime) -> None:
@@ -165,9 +163,8 @@ def rebuild_consent(session: Session, contact_id: int) -> dict[str, Any]:
     """
     status, frequency = "active", None
     topics: dict[str, str] = {}
-    rows = session.scalars(
-        select(ConsentChange).where(ConsentChange.contact_id == contact_id).order_by(ConsentChange.id)
-    )
+    query = select(ConsentChange).where(ConsentChange.contact_id == contact_id)
+    rows = session.scalars(query.order_by(ConsentChange.id))
     for row in rows:
         if row.field == "status":
             status = row.after or status

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.engine import machine
@@ -20,6 +19,7 @@ from app.engine.model import FunnelDef
 from app.models import WAITING, Contact, Enrollment, Event, Message, StageMove
 from app.services import contacts as contacts_svc
 from app.services.funnels import LiveFunnel, live_funnels, version_definition
+from app.upsert import insert_ignore
 
 
 @dataclass(frozen=True)
@@ -35,30 +35,19 @@ def ingest_event(
 ) -> Ingested:
     """Store one event (idempotent on `client_id` per contact) and apply it."""
     contact, _ = contacts_svc.get_or_create(session, email, now)
-    if client_id is not None:
-        seen = _by_client_id(session, contact.id, client_id)
-        if seen is not None:
-            return Ingested(seen, False)
     # An event reported from the future (a skewed client clock) is taken as now.
-    when = min(occurred_at or now, now)
-    event = Event(
-        contact_id=contact.id, type=type, properties=dict(properties or {}), occurred_at=when,
-        received_at=now, client_id=client_id, source=source,
-    )
-    try:
-        with session.begin_nested():  # a concurrent twin with the same client id wins
-            session.add(event)
-    except IntegrityError:
-        seen = _by_client_id(session, contact.id, client_id or "")
-        if seen is None:
-            raise
+    values = {
+        "contact_id": contact.id, "type": type, "properties": dict(properties or {}),
+        "occurred_at": min(occurred_at or now, now), "received_at": now, "client_id": client_id,
+        "source": source,
+    }
+    event = insert_ignore(session, Event, values, ["contact_id", "client_id"])
+    if event is None:  # the same client id was stored before: nothing more happens
+        seen = session.scalar(select(Event).where(Event.contact_id == contact.id, Event.client_id == client_id))
+        assert seen is not None
         return Ingested(seen, False)
     apply_event(session, contact, event, now, funnels)
     return Ingested(event, True)
-
-
-def _by_client_id(session: Session, contact_id: int, client_id: str) -> Event | None:
-    return session.scalar(select(Event).where(Event.contact_id == contact_id, Event.client_id == client_id))
 
 
 def apply_event(
@@ -67,43 +56,35 @@ def apply_event(
 ) -> None:
     """Enroll, move and exit `contact` in every live funnel, higher priority first."""
     view = contacts_svc.render_view(contact)
-    active = {
-        e.funnel_id: e
-        for e in session.scalars(
-            select(Enrollment).where(Enrollment.contact_id == contact.id, Enrollment.status == "active")
-        )
-    }
+    enrollments = session.scalars(select(Enrollment).where(Enrollment.contact_id == contact.id)).all()
+    active = {e.funnel_id: e for e in enrollments if e.status == "active"}
+    seen = {e.funnel_id for e in enrollments}
+    entering: list[tuple[Enrollment, FunnelDef]] = []
     for live in funnels if funnels is not None else live_funnels(session):
         enrollment = active.get(live.funnel_id)
-        if enrollment is None:
-            _maybe_enroll(session, contact, live, event, view, now)
-        else:
+        if enrollment is not None:
             _advance(session, enrollment, event, view, now)
-
-
-def _maybe_enroll(
-    session: Session, contact: Contact, live: LiveFunnel, event: Event, view: Mapping[str, Any], now: datetime
-) -> None:
-    funnel = live.definition
-    if not machine.entry_matches(funnel, event.type, event.properties, view):
-        return
-    if not funnel.reentry and _enrolled_before(session, contact.id, live.funnel_id):
-        return
-    enrollment = Enrollment(
-        contact_id=contact.id, funnel_id=live.funnel_id, version_id=live.version_id, status="active",
-        stage_key=funnel.first_stage.key, stage_entered_at=event.occurred_at, visit=0,
-        enrolled_at=event.occurred_at,
-    )
-    session.add(enrollment)
+        elif machine.entry_matches(live.definition, event.type, event.properties, view) and (
+            live.definition.reentry or live.funnel_id not in seen
+        ):
+            entering.append((_new_enrollment(contact, live, event), live.definition))
+    if entering:
+        session.add_all(e for e, _ in entering)
+        session.flush()  # one INSERT for every new enrollment; their ids are needed below
+        for enrollment, funnel in entering:
+            _arrive(session, enrollment, funnel, None, event.occurred_at, "entry", event)
     session.flush()
-    enter_stage(session, enrollment, funnel, funnel.first_stage.key, event.occurred_at, reason="entry", event=event)
 
 
-def _enrolled_before(session: Session, contact_id: int, funnel_id: int) -> bool:
-    found = session.scalar(
-        select(Enrollment.id).where(Enrollment.contact_id == contact_id, Enrollment.funnel_id == funnel_id).limit(1)
+def _new_enrollment(contact: Contact, live: LiveFunnel, event: Event) -> Enrollment:
+    """An enrollment already standing in the first stage, so it is inserted once."""
+    funnel, at = live.definition, event.occurred_at
+    first = funnel.first_stage.key
+    return Enrollment(
+        contact_id=contact.id, funnel_id=live.funnel_id, version_id=live.version_id, status="active",
+        stage_key=first, stage_entered_at=at, visit=1, enrolled_at=at, stage_event_id=event.id,
+        timeout_at=machine.timeout_at(funnel, first, at),
     )
-    return found is not None
 
 
 def _advance(session: Session, enrollment: Enrollment, event: Event, view: Mapping[str, Any], now: datetime) -> None:
@@ -129,26 +110,33 @@ def enter_stage(
 ) -> None:
     """Rule 1: leave the current stage (cancelling its unsent email), enter `stage_key`
     at `at`, and schedule its emails relative to `at`."""
-    previous = enrollment.stage_key if enrollment.visit > 0 else None
-    if enrollment.visit > 0:
-        _cancel_unsent(session, enrollment, f"left stage '{previous}' for '{stage_key}'")
+    previous = enrollment.stage_key
+    _cancel_unsent(session, enrollment, f"left stage '{previous}' for '{stage_key}'")
     enrollment.stage_key = stage_key
     enrollment.stage_entered_at = at
     enrollment.visit += 1
     enrollment.timeout_at = machine.timeout_at(funnel, stage_key, at)
     if event is not None:
         enrollment.stage_event_id = event.id
+    _arrive(session, enrollment, funnel, previous, at, reason, event)
+
+
+def _arrive(
+    session: Session, enrollment: Enrollment, funnel: FunnelDef, previous: str | None, at: datetime,
+    reason: str, event: Event | None,
+) -> None:
+    """Record the move and schedule the stage's emails for this visit."""
+    stage_key = enrollment.stage_key
     session.add(_move(enrollment, at, previous, stage_key, reason, event))
-    for step, template, due in machine.schedule(funnel, stage_key, at):
-        session.add(
-            Message(
-                enrollment_id=enrollment.id, contact_id=enrollment.contact_id, funnel_id=enrollment.funnel_id,
-                version_id=enrollment.version_id, stage_key=stage_key, visit=enrollment.visit, step=step,
-                template=template, priority=funnel.priority, event_id=enrollment.stage_event_id,
-                status="scheduled", due_at=due, created_at=at,
-            )
+    session.add_all(
+        Message(
+            enrollment_id=enrollment.id, contact_id=enrollment.contact_id, funnel_id=enrollment.funnel_id,
+            version_id=enrollment.version_id, stage_key=stage_key, visit=enrollment.visit, step=step,
+            template=template, priority=funnel.priority, event_id=enrollment.stage_event_id,
+            status="scheduled", due_at=due, created_at=at,
         )
-    session.flush()
+        for step, template, due in machine.schedule(funnel, stage_key, at)
+    )
 
 
 def exit_enrollment(

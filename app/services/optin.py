@@ -30,8 +30,15 @@ def needs_confirmation(topic: str, double_opt_in: Collection[str]) -> bool:
 
 
 def request(
-    session: Session, contact: Contact, topic: str, now: datetime, actor: contacts_svc.Actor,
-    settings: EngineSettings, *, transport: Transport, double_opt_in: Collection[str],
+    session: Session,
+    contact: Contact,
+    topic: str,
+    now: datetime,
+    actor: contacts_svc.Actor,
+    settings: EngineSettings,
+    *,
+    transport: Transport,
+    double_opt_in: Collection[str],
 ) -> str:
     """Opt `contact` in to `topic`; returns the topic's state afterwards.
 
@@ -66,7 +73,11 @@ def confirm(
 
 def confirm_url(settings: EngineSettings, contact_id: int, topic: str) -> str:
     token = tokens.make(
-        "confirm", settings.secret_key, contact_id, None, extra=topic,
+        "confirm",
+        settings.secret_key,
+        contact_id,
+        None,
+        extra=topic,
         fallbacks=settings.secret_key_fallbacks,
     )
     return f"{settings.public_url}/c/{token}"
@@ -79,8 +90,14 @@ def confirmation_email(
     url = confirm_url(settings, contact.id, topic)
     context = {"contact": contacts_svc.render_view(contact), "topic": topic, "confirm_url": url}
     rendered = settings.templates.render(TEMPLATE, context)
-    msg = compose(rendered, to=contact.email, mail_from=settings.mail_from, message_db_id=0,
-                  unsubscribe_url=url, now=now)
+    msg = compose(
+        rendered,
+        to=contact.email,
+        mail_from=settings.mail_from,
+        message_db_id=0,
+        unsubscribe_url=url,
+        now=now,
+    )
     # compose() is made for funnel messages: their Message-ID comes from a message row
     # (this email has none) and they carry List-Unsubscribe, which makes no sense on the
     # answer to a request the recipient just made.

@@ -63,8 +63,15 @@ def frequency_choices(contact: Contact) -> tuple[str | None, ...]:
 
 
 def save(
-    session: Session, contact: Contact, *, topics_on: Collection[str], frequency: str | None,
-    now: datetime, actor: contacts_svc.Actor, settings: EngineSettings, transport: Transport,
+    session: Session,
+    contact: Contact,
+    *,
+    topics_on: Collection[str],
+    frequency: str | None,
+    now: datetime,
+    actor: contacts_svc.Actor,
+    settings: EngineSettings,
+    transport: Transport,
     double_opt_in: Collection[str],
 ) -> Saved:
     """Apply the preference form: each topic shown is on if it is in `topics_on`.
@@ -81,8 +88,16 @@ def save(
         if wanted == choice.on:
             continue
         if wanted:
-            state = optin.request(session, contact, choice.topic, now, actor, settings,
-                                  transport=transport, double_opt_in=double_opt_in)
+            state = optin.request(
+                session,
+                contact,
+                choice.topic,
+                now,
+                actor,
+                settings,
+                transport=transport,
+                double_opt_in=double_opt_in,
+            )
             pending += [choice.topic] if state == "pending" else []
         else:
             contacts_svc.set_topic(session, contact, choice.topic, "unsubscribed", now, actor)

@@ -27,8 +27,6 @@ from app.services import optin, preferences
 from app.settings import EngineSettings
 
 log = logging.getLogger(__name__)
-# Tokens never contain "/", but the routes take any path so that a link mangled by a
-# mail client (a trailing slash, a pasted tail) still gets this blueprint's friendly 404.
 bp = Blueprint("recipient", __name__)
 
 # What the labels of the frequency choices say; values are caps in GLOBAL_CAPS syntax.
@@ -45,17 +43,22 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Robots-Tag": "noindex, nofollow",
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'"
     ),
 }
+
+
+def _keys() -> tuple[str, list[str]]:
+    """The signing key and the old keys that still verify (SECRET_KEY_FALLBACKS)."""
+    return current_app.config["SECRET_KEY"], current_app.config["SECRET_KEY_FALLBACKS"]
 
 
 class _Link:
     """A verified token: the contact it names and the message it came in."""
 
     def __init__(self, kind: str, token: str) -> None:
-        key, fallbacks = current_app.config["SECRET_KEY"], current_app.config["SECRET_KEY_FALLBACKS"]
-        data = tokens.read(kind, token, key, fallbacks)
+        data = tokens.read(kind, token, *_keys())
         contact = database.session().get(Contact, data.contact_id) if data else None
         if data is None or contact is None:
             abort(404)
@@ -64,16 +67,20 @@ class _Link:
 
     def actor(self, source: str) -> contacts_svc.Actor:
         agent = request.user_agent.string or None
-        return contacts_svc.Actor(source=source, ip=request.remote_addr, user_agent=agent,
-                                  message_id=self.data.message_id)
+        return contacts_svc.Actor(
+            source=source, ip=request.remote_addr, user_agent=agent, message_id=self.data.message_id
+        )
 
     def preferences_token(self) -> str:
-        key, fallbacks = current_app.config["SECRET_KEY"], current_app.config["SECRET_KEY_FALLBACKS"]
-        return tokens.make("preferences", key, self.data.contact_id, self.data.message_id,
-                           fallbacks=fallbacks)
+        key, fallbacks = _keys()
+        return tokens.make(
+            "preferences", key, self.data.contact_id, self.data.message_id, fallbacks=fallbacks
+        )
 
 
 # -- unsubscribe ------------------------------------------------------------------
+# Tokens never contain "/", but the routes take any path so that a link mangled by a
+# mail client (a trailing slash, a pasted tail) still gets this blueprint's friendly 404.
 
 
 @bp.get("/u/<path:token>")
@@ -99,7 +106,9 @@ def resubscribe(token: str) -> str:
     link = _Link("unsubscribe", token)
     if link.contact.status != "unsubscribed":
         return _unsubscribe_page(link, "ask" if _can_unsubscribe(link.contact) else "done")
-    contacts_svc.set_status(database.session(), link.contact, "active", utcnow(), link.actor("resubscribe"))
+    contacts_svc.set_status(
+        database.session(), link.contact, "active", utcnow(), link.actor("resubscribe")
+    )
     database.session().commit()
     return _unsubscribe_page(link, "resubscribed")
 
@@ -110,8 +119,13 @@ def _can_unsubscribe(contact: Contact) -> bool:
 
 
 def _unsubscribe_page(link: _Link, state: str) -> str:
-    return render_template("recipient/unsubscribe.html", contact=link.contact, state=state,
-                           token=link.token, preferences_token=link.preferences_token())
+    return render_template(
+        "recipient/unsubscribe.html",
+        contact=link.contact,
+        state=state,
+        token=link.token,
+        preferences_token=link.preferences_token(),
+    )
 
 
 # -- preference centre ------------------------------------------------------------
@@ -145,9 +159,15 @@ def _save_preferences(link: _Link, actor: contacts_svc.Actor) -> str | tuple[str
     transport = SmtpTransport(settings.smtp)
     try:
         saved = preferences.save(
-            session, link.contact, topics_on=set(request.form.getlist("topic")),
-            frequency=None if raw == "none" else raw, now=utcnow(), actor=actor, settings=settings,
-            transport=transport, double_opt_in=current_app.config["DOUBLE_OPT_IN_TOPICS"],
+            session,
+            link.contact,
+            topics_on=set(request.form.getlist("topic")),
+            frequency=None if raw == "none" else raw,
+            now=utcnow(),
+            actor=actor,
+            settings=settings,
+            transport=transport,
+            double_opt_in=current_app.config["DOUBLE_OPT_IN_TOPICS"],
         )
     except preferences.InvalidChoice:
         session.rollback()
@@ -168,9 +188,14 @@ def _preferences_page(link: _Link, notice: str | None = None, pending: tuple[str
     choices = preferences.frequency_choices(contact)
     frequencies = [(value or "none", _frequency_label(value)) for value in choices]
     return render_template(
-        "recipient/preferences.html", contact=contact, token=link.token, notice=notice,
-        topics=preferences.topic_choices(database.session(), contact), pending=pending,
-        frequencies=frequencies, frequency=contact.frequency or "none",
+        "recipient/preferences.html",
+        contact=contact,
+        token=link.token,
+        notice=notice,
+        topics=preferences.topic_choices(database.session(), contact),
+        pending=pending,
+        frequencies=frequencies,
+        frequency=contact.frequency or "none",
         double_opt_in=current_app.config["DOUBLE_OPT_IN_TOPICS"],
     )
 
@@ -186,14 +211,18 @@ def _frequency_label(value: str | None) -> str:
 @bp.get("/c/<path:token>")
 def confirm(token: str) -> str:
     link, topic = _confirm_link(token)
-    state = {"pending": "ask", "subscribed": "done"}.get(link.contact.topic_status(topic) or "", "gone")
+    state = {"pending": "ask", "subscribed": "done"}.get(
+        link.contact.topic_status(topic) or "", "gone"
+    )
     return _confirm_page(link, topic, state)
 
 
 @bp.post("/c/<path:token>")
 def confirm_post(token: str) -> str:
     link, topic = _confirm_link(token)
-    if optin.confirm(database.session(), link.contact, topic, utcnow(), link.actor("double-opt-in")):
+    if optin.confirm(
+        database.session(), link.contact, topic, utcnow(), link.actor("double-opt-in")
+    ):
         database.session().commit()
         return _confirm_page(link, topic, "confirmed")
     state = "done" if link.contact.topic_status(topic) == "subscribed" else "gone"
@@ -208,8 +237,14 @@ def _confirm_link(token: str) -> tuple[_Link, str]:
 
 
 def _confirm_page(link: _Link, topic: str, state: str) -> str:
-    return render_template("recipient/confirm.html", contact=link.contact, topic=topic, state=state,
-                           token=link.token, preferences_token=link.preferences_token())
+    return render_template(
+        "recipient/confirm.html",
+        contact=link.contact,
+        topic=topic,
+        state=state,
+        token=link.token,
+        preferences_token=link.preferences_token(),
+    )
 
 
 # -- every page -------------------------------------------------------------------

@@ -24,6 +24,19 @@ bp.before_request(auth.limit_body)
 bp.before_request(auth.authenticate)
 
 
+@bp.before_request
+def _options() -> Response | None:
+    """Answer OPTIONS with the methods the path really has. Flask's own answer would
+    also list the catch-all's methods, which match every path."""
+    if request.method != "OPTIONS":
+        return None
+    allowed = _allowed_methods()
+    if not allowed:
+        return None  # the catch-all answers 404
+    extra = ["HEAD"] if "GET" in allowed else []
+    return Response(status=200, headers={"Allow": ", ".join([*allowed, *extra, "OPTIONS"])})
+
+
 @bp.route("/", defaults={"rest": ""}, methods=METHODS)
 @bp.route("/<path:rest>", methods=METHODS)
 def not_found(rest: str) -> Response:
@@ -31,8 +44,12 @@ def not_found(rest: str) -> Response:
     with other methods, else 404."""
     allowed = _allowed_methods()
     if allowed:
-        raise MethodNotAllowed(valid_methods=allowed, description=f"{request.path} accepts {', '.join(allowed)}")
-    raise errors.ApiError(404, "not_found", f"there is no {request.path} in this API: see /api/v1/openapi.json")
+        raise MethodNotAllowed(
+            valid_methods=allowed, description=f"{request.path} accepts {', '.join(allowed)}"
+        )
+    raise errors.ApiError(
+        404, "not_found", f"there is no {request.path} in this API: see /api/v1/openapi.json"
+    )
 
 
 def _allowed_methods() -> list[str]:

@@ -25,11 +25,15 @@ def limit_body() -> None:
     """A lower body limit than the app's for every route but the batch (Flask 3.1
     lets a request carry its own), so a 413 comes before a large body is read."""
     app_limit = current_app.config.get("MAX_CONTENT_LENGTH") or BODY_LIMIT
-    request.max_content_length = app_limit if request.endpoint in LARGE_BODIES else min(app_limit, BODY_LIMIT)
+    request.max_content_length = (
+        app_limit if request.endpoint in LARGE_BODIES else min(app_limit, BODY_LIMIT)
+    )
 
 
 def unauthorized(message: str) -> ApiError:
-    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="nurture"'})
+    return ApiError(
+        401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="nurture"'}
+    )
 
 
 def authenticate() -> None:
@@ -38,7 +42,10 @@ def authenticate() -> None:
         return
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise unauthorized("send an API key as `Authorization: Bearer <key>` (create one with `flask apikeys create NAME`)")
+        raise unauthorized(
+            "send an API key as `Authorization: Bearer <key>` "
+            "(create one with `flask apikeys create NAME`)"
+        )
     session = database.session()
     key = credentials.find_api_key(session, token.strip())
     if key is None:
@@ -53,7 +60,10 @@ def _touch(session: Session, key: ApiKey, now: datetime) -> None:
     # Conditional, so concurrent requests with one key write it once a minute at most.
     session.execute(
         update(ApiKey)
-        .where(ApiKey.id == key.id, or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - TOUCH_EVERY))
+        .where(
+            ApiKey.id == key.id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - TOUCH_EVERY),
+        )
         .values(last_used_at=now)
         .execution_options(synchronize_session=False)
     )

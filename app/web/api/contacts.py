@@ -46,15 +46,28 @@ def contact_out(session: Session, contact: Contact) -> ContactOut:
     ).all()
     enrollments = [
         EnrollmentOut(
-            funnel=key, status=e.status, stage=e.stage_key, stage_entered_at=e.stage_entered_at,  # type: ignore[arg-type]
-            enrolled_at=e.enrolled_at, exited_at=e.exited_at, exit_label=e.exit_label,
+            funnel=key,
+            status=e.status,
+            stage=e.stage_key,
+            stage_entered_at=e.stage_entered_at,  # type: ignore[arg-type]
+            enrolled_at=e.enrolled_at,
+            exited_at=e.exited_at,
+            exit_label=e.exit_label,
         )
         for e, key in rows
     ]
-    attributes: dict[str, Any] = {**(contact.attributes or {}), "timezone": contact.timezone, "locale": contact.locale}
+    attributes: dict[str, Any] = {
+        **(contact.attributes or {}),
+        "timezone": contact.timezone,
+        "locale": contact.locale,
+    }
     return ContactOut(
-        email=contact.email, attributes=attributes, consent=ConsentOut(**contacts_svc.consent_view(contact)),
-        enrollments=enrollments, created_at=contact.created_at, updated_at=contact.updated_at,
+        email=contact.email,
+        attributes=attributes,
+        consent=ConsentOut(**contacts_svc.consent_view(contact)),
+        enrollments=enrollments,
+        created_at=contact.created_at,
+        updated_at=contact.updated_at,
     )
 
 
@@ -88,7 +101,9 @@ def post_consent(email: str) -> Response:
     now, session = clock.utcnow(), database.session()
     contact, _ = contacts_svc.get_or_create(session, address, now)
     actor = contacts_svc.Actor(
-        source="api", ip=request.remote_addr, user_agent=request.user_agent.string or None,
+        source="api",
+        ip=request.remote_addr,
+        user_agent=request.user_agent.string or None,
         actor=g.api_key_name,
     )
     if body.status is not None:
@@ -100,15 +115,22 @@ def post_consent(email: str) -> Response:
     return respond(ConsentOut(**contacts_svc.consent_view(contact)))
 
 
-def _set_status(session: Session, contact: Contact, status: str, now: datetime, actor: contacts_svc.Actor) -> None:
+def _set_status(
+    session: Session, contact: Contact, status: str, now: datetime, actor: contacts_svc.Actor
+) -> None:
     if contact.status in LOCKED and status == "active":
         raise ApiError(
-            409, "conflict", f"{contact.email} is {contact.status}: the API cannot make it active again", "status"
+            409,
+            "conflict",
+            f"{contact.email} is {contact.status}: the API cannot make it active again",
+            "status",
         )
     contacts_svc.set_status(session, contact, status, now, actor)
 
 
-def _set_topics(session: Session, contact: Contact, body: ConsentIn, now: datetime, actor: contacts_svc.Actor) -> None:
+def _set_topics(
+    session: Session, contact: Contact, body: ConsentIn, now: datetime, actor: contacts_svc.Actor
+) -> None:
     """Switching a topic on goes through optin.request: double opt-in topics become
     pending and get their confirmation email, the others are subscribed at once."""
     wanted_on = {topic: choice in (True, "subscribed") for topic, choice in body.topics.items()}
@@ -122,12 +144,22 @@ def _set_topics(session: Session, contact: Contact, body: ConsentIn, now: dateti
                 contacts_svc.set_topic(session, contact, topic, "unsubscribed", now, actor)
             else:
                 optin.request(
-                    session, contact, topic, now, actor, settings, transport=transport,  # type: ignore[arg-type]
+                    session,
+                    contact,
+                    topic,
+                    now,
+                    actor,
+                    settings,
+                    transport=transport,  # type: ignore[arg-type]
                     double_opt_in=current_app.config.get("DOUBLE_OPT_IN_TOPICS", []),
                 )
     except TransportError as exc:
         session.rollback()
-        raise ApiError(503, "unavailable", f"the confirmation email could not be sent, nothing was changed: {exc}") from None
+        raise ApiError(
+            503,
+            "unavailable",
+            f"the confirmation email could not be sent, nothing was changed: {exc}",
+        ) from None
     finally:
         if transport is not None:
             transport.close()
@@ -137,5 +169,7 @@ def _engine_settings() -> EngineSettings:
     # Built once per app: it holds the compiled templates for confirmation emails.
     settings: EngineSettings | None = current_app.extensions.get("nurture.api.settings")
     if settings is None:
-        settings = current_app.extensions["nurture.api.settings"] = EngineSettings.from_config(current_app.config)
+        settings = current_app.extensions["nurture.api.settings"] = EngineSettings.from_config(
+            current_app.config
+        )
     return settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from flask import Blueprint, request
@@ -42,15 +43,32 @@ _MESSAGES = {
 }
 
 
+# Characters that PostgreSQL cannot store and UTF-8 cannot encode.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def clean(text: str) -> str:
+    """`text` with NULs and lone surrogates replaced: messages quote client input,
+    and an answer holding those could not be encoded."""
+    return UNSTORABLE.sub("\ufffd", text)
+
+
 class ApiError(Exception):
     """An error answer: raise it anywhere in a request; the handler renders it."""
 
     def __init__(
-        self, status: int, code: str, message: str, field: str | None = None,
-        *, extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        *,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
+        self.status, self.code = status, code
+        self.message, self.field = clean(message), clean(field) if field is not None else None
         self.extra = extra or {}
         self.headers = headers or {}
 
@@ -84,7 +102,9 @@ def describe(detail: ErrorDetails, prefix: str = "") -> ApiError:
     if kind in _MESSAGES:
         return ApiError(422, code, f"{subject} {_MESSAGES[kind]}", field)
     if kind == "string_pattern_mismatch":
-        words = PATTERN_WORDS.get(str((detail.get("ctx") or {}).get("pattern")), "has the wrong form")
+        words = PATTERN_WORDS.get(
+            str((detail.get("ctx") or {}).get("pattern")), "has the wrong form"
+        )
         return ApiError(422, code, f"{subject} {detail['input']!r} {words}", field)
     text = detail["msg"].removeprefix("Value error, ")
     return ApiError(422, code, f"{subject}: {text[:1].lower()}{text[1:]}", field)
@@ -107,14 +127,21 @@ def register(bp: Blueprint) -> None:
     def _http_error(error: HTTPException) -> Response:
         status = error.code or 500
         code = HTTP_CODES.get(status) or (error.name or "error").lower().replace(" ", "_")
-        headers = {"Allow": ", ".join(error.valid_methods)} if getattr(error, "valid_methods", None) else {}
+        headers = (
+            {"Allow": ", ".join(error.valid_methods)}
+            if getattr(error, "valid_methods", None)
+            else {}
+        )
         message = error.description or error.name
         if status == 413:
-            message = f"the request body is larger than this route accepts ({request.max_content_length} bytes)"
+            limit = request.max_content_length
+            message = f"the request body is larger than this route accepts ({limit} bytes)"
         return error_response(ApiError(status, code, message, headers=headers))
 
     @bp.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         # A bug, not the client's fault: log it with its traceback, answer JSON.
         log.exception("unhandled error in the API")
-        return error_response(ApiError(500, "internal", "something went wrong on our side; it has been logged"))
+        return error_response(
+            ApiError(500, "internal", "something went wrong on our side; it has been logged")
+        )

@@ -28,10 +28,19 @@ log = logging.getLogger(__name__)
 
 def _ingest(session: Session, item: EventIn, now: datetime, funnels: list[LiveFunnel]) -> EventOut:
     ingested = ingest_event(
-        session, email=item.email, type=item.type, properties=item.properties, occurred_at=item.occurred_at,
-        now=now, client_id=item.id, source="api", funnels=funnels,
+        session,
+        email=item.email,
+        type=item.type,
+        properties=item.properties,
+        occurred_at=item.occurred_at,
+        now=now,
+        client_id=item.id,
+        source="api",
+        funnels=funnels,
     )
-    return EventOut(status="accepted" if ingested.created else "duplicate", event_id=ingested.event.id)
+    return EventOut(
+        status="accepted" if ingested.created else "duplicate", event_id=ingested.event.id
+    )
 
 
 @bp.post("/events")
@@ -55,9 +64,17 @@ def post_batch() -> Response:
     funnels = live_funnels(session)
     results = [_batch_item(session, index, raw, now, funnels) for index, raw in enumerate(items)]
     session.commit()
-    counts = {status: sum(r.status == status for r in results) for status in ("accepted", "duplicate", "error")}
+    counts = {
+        status: sum(r.status == status for r in results)
+        for status in ("accepted", "duplicate", "error")
+    }
     return respond(
-        BatchOut(accepted=counts["accepted"], duplicates=counts["duplicate"], errors=counts["error"], results=results),
+        BatchOut(
+            accepted=counts["accepted"],
+            duplicates=counts["duplicate"],
+            errors=counts["error"],
+            results=results,
+        ),
         202,
     )
 
@@ -75,7 +92,9 @@ def _items(data: Any) -> list[Any]:
     return items
 
 
-def _batch_item(session: Session, index: int, raw: Any, now: datetime, funnels: list[LiveFunnel]) -> BatchItemOut:
+def _batch_item(
+    session: Session, index: int, raw: Any, now: datetime, funnels: list[LiveFunnel]
+) -> BatchItemOut:
     try:
         item = parse(EventIn, raw, prefix=f"events[{index}]")
     except ApiError as error:
@@ -88,7 +107,13 @@ def _batch_item(session: Session, index: int, raw: Any, now: datetime, funnels: 
     except SQLAlchemyError:
         raise  # the database itself is in trouble: fail the batch, the client retries
     except Exception:
-        log.exception("event %d of a batch from %s could not be applied", index, request.remote_addr)
-        body = ErrorBody(code="internal", message="this event could not be applied; it has been logged", field=None)
+        log.exception(
+            "event %d of a batch from %s could not be applied", index, request.remote_addr
+        )
+        body = ErrorBody(
+            code="internal",
+            message="this event could not be applied; it has been logged",
+            field=None,
+        )
         return BatchItemOut(index=index, status="error", error=body)
     return BatchItemOut(index=index, status=result.status, event_id=result.event_id)

@@ -22,6 +22,7 @@ from app.services import funnels as funnels_svc
 from app.web.api import bp
 from app.web.api.errors import ApiError
 from app.web.api.schemas import (
+    PATTERN_WORDS,
     SLUG,
     FunnelList,
     FunnelOut,
@@ -34,7 +35,7 @@ from app.web.api.schemas import (
     VersionOut,
 )
 from app.web.api.stats import funnel_stats
-from app.web.api.wire import json_body, parse, respond, text_body, unstorable
+from app.web.api.wire import clean, json_body, parse, respond, text_body, unstorable
 
 _SLUG = re.compile(SLUG.removesuffix("$") + r"\Z")
 _KEY_LINE = re.compile(r"""^["']?key["']?\s*:""", re.M)
@@ -42,26 +43,46 @@ _KEY_LINE = re.compile(r"""^["']?key["']?\s*:""", re.M)
 _WIDTHS = {"key": 64, "name": 200, "topic": 64}
 
 
+def _is_key(key: str) -> bool:
+    return len(key) <= 64 and _SLUG.match(key) is not None
+
+
 def find_funnel(session: Session, key: str) -> Funnel:
     """The funnel with `key`, or 404 (a key that is not a slug cannot exist)."""
-    funnel = session.scalar(select(Funnel).where(Funnel.key == key)) if _SLUG.match(key) and len(key) <= 64 else None
+    funnel = session.scalar(select(Funnel).where(Funnel.key == key)) if _is_key(key) else None
     if funnel is None:
         raise ApiError(404, "not_found", f"there is no funnel '{key}'", "key")
     return funnel
 
 
+def _check_url_key(key: str) -> None:
+    """A definition can only be saved under a key a funnel can have: else 422, in
+    the shape of a definition's problems."""
+    if _is_key(key):
+        return
+    message = f"'{key}' cannot be a funnel key: {PATTERN_WORDS[SLUG]}, at most 64 characters"
+    problem = {"line": None, "field": "key", "message": message, "stage": None}
+    raise ApiError(422, "invalid", f"key: {message}", "key", extra={"problems": [problem]})
+
+
 def _versions(session: Session, funnel: Funnel) -> list[FunnelVersion]:
     return list(
         session.scalars(
-            select(FunnelVersion).where(FunnelVersion.funnel_id == funnel.id).order_by(FunnelVersion.number.desc())
+            select(FunnelVersion)
+            .where(FunnelVersion.funnel_id == funnel.id)
+            .order_by(FunnelVersion.number.desc())
         )
     )
 
 
 def _summary(funnel: Funnel, live: int | None, latest: int | None) -> FunnelSummary:
     return FunnelSummary(
-        key=funnel.key, name=funnel.name, status=funnel.status, live_version=live,  # type: ignore[arg-type]
-        latest_version=latest, updated_at=funnel.updated_at,
+        key=funnel.key,
+        name=funnel.name,
+        status=funnel.status,
+        live_version=live,  # type: ignore[arg-type]
+        latest_version=latest,
+        updated_at=funnel.updated_at,
     )
 
 
@@ -73,11 +94,19 @@ def list_funnels() -> Response:
         .group_by(FunnelVersion.funnel_id)
         .subquery()
     )
-    live = select(FunnelVersion.number).where(FunnelVersion.id == Funnel.live_version_id).scalar_subquery()
+    live = (
+        select(FunnelVersion.number)
+        .where(FunnelVersion.id == Funnel.live_version_id)
+        .scalar_subquery()
+    )
     rows = session.execute(
-        select(Funnel, live, latest.c.n).outerjoin(latest, latest.c.funnel_id == Funnel.id).order_by(Funnel.key)
+        select(Funnel, live, latest.c.n)
+        .outerjoin(latest, latest.c.funnel_id == Funnel.id)
+        .order_by(Funnel.key)
     ).all()
-    return respond(FunnelList(funnels=[_summary(f, live_n, latest_n) for f, live_n, latest_n in rows]))
+    return respond(
+        FunnelList(funnels=[_summary(f, live_n, latest_n) for f, live_n, latest_n in rows])
+    )
 
 
 @bp.get("/funnels/<key>")
@@ -87,12 +116,19 @@ def get_funnel(key: str) -> Response:
     versions = _versions(session, funnel)
     live = next((v for v in versions if v.id == funnel.live_version_id), None)
     shown = live or (versions[0] if versions else None)
-    summary = _summary(funnel, live.number if live else None, versions[0].number if versions else None)
+    summary = _summary(
+        funnel, live.number if live else None, versions[0].number if versions else None
+    )
     return respond(
         FunnelOut(
             **summary.model_dump(),
             versions=[
-                VersionOut(number=v.number, created_at=v.created_at, published_at=v.published_at, created_by=v.created_by)
+                VersionOut(
+                    number=v.number,
+                    created_at=v.created_at,
+                    published_at=v.published_at,
+                    created_by=v.created_by,
+                )
                 for v in versions
             ],
             definition=shown.definition if shown else None,
@@ -103,14 +139,18 @@ def get_funnel(key: str) -> Response:
 
 @bp.put("/funnels/<key>")
 def put_funnel(key: str) -> Response:
+    _check_url_key(key)
     source = text_body()
     templates = available(current_app.config["TEMPLATES_DIR"])
     problems = check_definition(source, key, templates)
     if problems:
-        first = problems[0]
+        shown = [_problem_out(p) for p in problems]
         raise ApiError(
-            422, "invalid_definition", _sentence(first, len(problems)), first.field,
-            extra={"problems": [_problem_out(p).model_dump() for p in problems]},
+            422,
+            "invalid_definition",
+            _sentence(shown[0], len(shown)),
+            shown[0].field,
+            extra={"problems": [p.model_dump() for p in shown]},
         )
     now, session = clock.utcnow(), database.session()
     funnel, version, created = funnels_svc.save_version(
@@ -118,7 +158,10 @@ def put_funnel(key: str) -> Response:
     )
     session.commit()
     saved = SavedOut(
-        key=funnel.key, version=version.number, created=created, status=funnel.status,  # type: ignore[arg-type]
+        key=funnel.key,
+        version=version.number,
+        created=created,
+        status=funnel.status,  # type: ignore[arg-type]
         live_version=funnel.live_version.number if funnel.live_version else None,
     )
     return respond(saved, 201 if created else 200)
@@ -126,6 +169,7 @@ def put_funnel(key: str) -> Response:
 
 @bp.post("/funnels/<key>/validate")
 def validate_funnel(key: str) -> Response:
+    _check_url_key(key)
     problems = check_definition(text_body(), key, available(current_app.config["TEMPLATES_DIR"]))
     return respond(ValidateOut(ok=not problems, problems=[_problem_out(p) for p in problems]))
 
@@ -133,7 +177,7 @@ def validate_funnel(key: str) -> Response:
 @bp.post("/funnels/<key>/publish")
 def publish_funnel(key: str) -> Response:
     """Publish the version named in the body, or the newest one."""
-    wanted = parse(PublishIn, json_body(optional=True) or {})
+    wanted = parse(PublishIn, json_body(default={}))
     session = database.session()
     funnel = find_funnel(session, key)
     version = _version(session, funnel, wanted.version)
@@ -154,10 +198,16 @@ def stats(key: str) -> Response:
 
 def _version(session: Session, funnel: Funnel, number: int | None) -> FunnelVersion:
     query = select(FunnelVersion).where(FunnelVersion.funnel_id == funnel.id)
-    query = query.where(FunnelVersion.number == number) if number else query.order_by(FunnelVersion.number.desc())
+    query = (
+        query.where(FunnelVersion.number == number)
+        if number
+        else query.order_by(FunnelVersion.number.desc())
+    )
     version = session.scalar(query.limit(1))
     if version is None:
-        raise ApiError(404, "not_found", f"funnel '{funnel.key}' has no version {number}", "version")
+        raise ApiError(
+            404, "not_found", f"funnel '{funnel.key}' has no version {number}", "version"
+        )
     return version
 
 
@@ -172,7 +222,14 @@ def check_definition(source: str, key: str, templates: set[str]) -> list[Problem
     if funnel.key != key:
         match = _KEY_LINE.search(source)
         line = source.count("\n", 0, match.start()) + 1 if match else None
-        problems.insert(0, Problem(line, "key", f"the definition's key '{funnel.key}' is not '{key}', the funnel in the URL"))
+        problems.insert(
+            0,
+            Problem(
+                line,
+                "key",
+                f"the definition's key '{funnel.key}' is not '{key}', the funnel in the URL",
+            ),
+        )
     return problems
 
 
@@ -183,21 +240,41 @@ def _storage_problems(funnel: FunnelDef) -> list[Problem]:
         for name, width in _WIDTHS.items()
         if len(getattr(funnel, name)) > width
     ]
-    problems += [Problem(None, "stages", f"stage key '{s.key[:70]}…' is longer than 64 characters", s.key[:64])
-                 for s in funnel.stages if len(s.key) > 64]
-    problems += [Problem(None, "exit", f"exit label '{e.as_[:70]}…' is longer than 64 characters")
-                 for e in funnel.exits if len(e.as_) > 64]
+    problems += [
+        Problem(
+            None, "stages", f"stage key '{s.key[:70]}…' is longer than 64 characters", s.key[:64]
+        )
+        for s in funnel.stages
+        if len(s.key) > 64
+    ]
+    problems += [
+        Problem(None, "exit", f"exit label '{e.as_[:70]}…' is longer than 64 characters")
+        for e in funnel.exits
+        if len(e.as_) > 64
+    ]
     bad = unstorable(funnel.to_dict())
     if bad is not None:
-        problems.append(Problem(None, bad.field or "(file)", bad.message))
+        problems.append(
+            Problem(None, bad.field or "(file)", bad.message.removeprefix(f"{bad.field}: "))
+        )
     return problems
 
 
 def _problem_out(problem: Problem) -> ProblemOut:
-    return ProblemOut(line=problem.line, field=problem.field, message=problem.message, stage=problem.stage)
+    # Problems quote the definition, which may hold text that cannot be encoded.
+    return ProblemOut(
+        line=problem.line,
+        field=clean(problem.field),
+        message=clean(problem.message),
+        stage=clean(problem.stage) if problem.stage is not None else None,
+    )
 
 
-def _sentence(problem: Problem, count: int) -> str:
+def _sentence(problem: ProblemOut, count: int) -> str:
     where = f"line {problem.line}: " if problem.line else ""
-    more = f" (and {count - 1} more problem{'s' if count > 2 else ''}, see `problems`)" if count > 1 else ""
+    more = (
+        f" (and {count - 1} more problem{'s' if count > 2 else ''}, see `problems`)"
+        if count > 1
+        else ""
+    )
     return f"{where}{problem.field}: {problem.message}{more}"

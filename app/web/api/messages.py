@@ -26,7 +26,9 @@ def _query_args() -> MessagesQuery:
     args: dict[str, Any] = {}
     for name, value in request.args.items():
         if name not in FILTERS:
-            raise ApiError(422, "invalid", f"{name} is not a filter: use {', '.join(sorted(FILTERS))}", name)
+            raise ApiError(
+                422, "invalid", f"{name} is not a filter: use {', '.join(sorted(FILTERS))}", name
+            )
         if name in ("limit", "after"):
             if not _DIGITS.match(value):
                 raise ApiError(422, "invalid", f"{name} should be a whole number", name)
@@ -59,8 +61,16 @@ def list_messages() -> Response:
     page = rows[: q.limit]
     messages = [
         MessageOut(
-            id=m.id, email=email, funnel=key, stage=m.stage_key, template=m.template, status=m.status,  # type: ignore[arg-type]
-            due_at=m.due_at, sent_at=m.sent_at, attempts=m.attempts, reason=m.reason,
+            id=m.id,
+            email=email,
+            funnel=key,
+            stage=m.stage_key,
+            template=m.template,
+            status=m.status,  # type: ignore[arg-type]
+            due_at=m.due_at,
+            sent_at=m.sent_at,
+            attempts=m.attempts,
+            reason=m.reason,
         )
         for m, email, key in page
     ]

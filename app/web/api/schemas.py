@@ -32,9 +32,27 @@ MAX_BATCH = 1000
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 LOCALE = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
 # The message status words: the contract's six plus the engine's own three.
-STATUSES = ("scheduled", "deferred", "sent", "failed", "suppressed", "cancelled", "sending", "skipped", "unknown")
+STATUSES = (
+    "scheduled",
+    "deferred",
+    "sent",
+    "failed",
+    "suppressed",
+    "cancelled",
+    "sending",
+    "skipped",
+    "unknown",
+)
 MessageStatus = Literal[
-    "scheduled", "deferred", "sent", "failed", "suppressed", "cancelled", "sending", "skipped", "unknown"
+    "scheduled",
+    "deferred",
+    "sent",
+    "failed",
+    "suppressed",
+    "cancelled",
+    "sending",
+    "skipped",
+    "unknown",
 ]
 # Plain words for a pattern mismatch, by pattern (errors.describe reads this).
 PATTERN_WORDS = {
@@ -51,7 +69,8 @@ def _email(value: str) -> str:
         return normalize_email(value)
     except InvalidEmail as exc:
         raise PydanticCustomError(
-            "invalid_email", "'{address}' is not a valid email address: {reason}",
+            "invalid_email",
+            "'{address}' is not a valid email address: {reason}",
             {"address": value, "reason": str(exc)},
         ) from None
 
@@ -65,7 +84,9 @@ def _time(value: Any) -> datetime:
         utc = parsed.astimezone(UTC) if parsed.tzinfo is not None else None
     except (ValueError, OverflowError):  # not ISO 8601, or out of range once in UTC
         raise PydanticCustomError(
-            "time_format", "'{value}' is not an ISO 8601 time, like 2026-03-02T09:00:00+00:00", {"value": value}
+            "time_format",
+            "'{value}' is not an ISO 8601 time, like 2026-03-02T09:00:00+00:00",
+            {"value": value},
         ) from None
     if utc is None:
         raise PydanticCustomError("timezone_aware", "needs an offset")
@@ -95,7 +116,16 @@ def _frequency(value: str | None) -> str | None:
     return value
 
 
-Email = Annotated[str, AfterValidator(_email), Field(min_length=1, max_length=320, examples=["ada@example.com"])]
+def _whole(value: Any) -> Any:
+    # JSON has one number type: 3.0 is the integer 3 to a JSON Schema validator too.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Email = Annotated[
+    str,
+    AfterValidator(_email),
+    Field(min_length=1, max_length=320, json_schema_extra={"format": "email"}),
+]
 Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=SLUG)]
 InTime = Annotated[datetime, BeforeValidator(_time), Field(examples=["2026-03-02T09:00:00+00:00"])]
 OutTime = Annotated[
@@ -122,7 +152,9 @@ class Out(BaseModel):
 class AttributesIn(BaseModel):
     """Contact attributes: the known ones below plus any custom key. null deletes."""
 
-    model_config = ConfigDict(strict=True, extra="allow", json_schema_extra={"additionalProperties": True})
+    model_config = ConfigDict(
+        strict=True, extra="allow", json_schema_extra={"additionalProperties": True}
+    )
 
     first_name: Name | None = None
     last_name: Name | None = None
@@ -136,14 +168,17 @@ class AttributesIn(BaseModel):
         for key in self.model_extra or {}:
             if not 1 <= len(key) <= 64 or key == "email":
                 raise PydanticCustomError(
-                    "attribute_name", "'{key}' cannot be an attribute name (1 to 64 characters, not email)",
+                    "attribute_name",
+                    "'{key}' cannot be an attribute name (1 to 64 characters, not email)",
                     {"key": key},
                 )
         return self
 
     def updates(self) -> dict[str, Any]:
         """Only the attributes the client sent (an absent key is left as it is)."""
-        return {name: getattr(self, name) for name in self.model_fields_set} | dict(self.model_extra or {})
+        return {name: getattr(self, name) for name in self.model_fields_set} | dict(
+            self.model_extra or {}
+        )
 
 
 class ContactIn(Strict):
@@ -152,17 +187,26 @@ class ContactIn(Strict):
 
 def _topic_choice(value: Any) -> Any:
     # One plain error instead of pydantic's one per member of the union.
-    if value not in (True, False, "subscribed", "unsubscribed") or value in (0, 1) and not isinstance(value, bool):
-        raise PydanticCustomError("topic_choice", "should be true, false, subscribed or unsubscribed")
+    if (
+        value not in (True, False, "subscribed", "unsubscribed")
+        or value in (0, 1)
+        and not isinstance(value, bool)
+    ):
+        raise PydanticCustomError(
+            "topic_choice", "should be true, false, subscribed or unsubscribed"
+        )
     return value
 
 
-TopicChoice = Annotated[bool | Literal["subscribed", "unsubscribed"], BeforeValidator(_topic_choice)]
+TopicChoice = Annotated[
+    bool | Literal["subscribed", "unsubscribed"], BeforeValidator(_topic_choice)
+]
 
 
 class ConsentIn(Strict):
     topics: dict[Slug, TopicChoice] = Field(
-        default_factory=dict, description="true or subscribed opts in (double opt-in where configured)."
+        default_factory=dict,
+        description="true or subscribed opts in (double opt-in where configured).",
     )
     status: Literal["active", "unsubscribed"] | None = None
     frequency: Annotated[str | None, Field(max_length=32), AfterValidator(_frequency)] = Field(
@@ -174,9 +218,14 @@ class EventIn(Strict):
     email: Email
     type: Slug
     properties: dict[str, Any] = Field(default_factory=dict)
-    occurred_at: InTime | None = Field(default=None, description="Default: when the server receives it.")
+    occurred_at: InTime | None = Field(
+        default=None, description="Default: when the server receives it."
+    )
     id: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
-        default=None, description="Your idempotency key: sending the same id again for the same email stores nothing new."
+        default=None,
+        description=(
+            "Your idempotency key: sending the same id again for the same email stores nothing new."
+        ),
     )
 
 
@@ -193,7 +242,9 @@ class BatchEnvelope(Strict):
 
 
 class PublishIn(Strict):
-    version: Annotated[int, Field(ge=1)] | None = Field(default=None, description="Default: the newest version.")
+    version: Annotated[int, BeforeValidator(_whole), Field(ge=1, le=2**31 - 1)] | None = Field(
+        default=None, description="Default: the newest version."
+    )
 
 
 class MessagesQuery(Strict):
@@ -202,7 +253,9 @@ class MessagesQuery(Strict):
     funnel: Slug | None = None
     status: MessageStatus | None = None
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
-    after: Annotated[int, Field(ge=0, le=2**62)] | None = Field(default=None, description="Cursor: the last id seen.")
+    after: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = Field(
+        default=None, description="Cursor: the last id seen."
+    )
 
 
 # -- responses ---------------------------------------------------------------------
@@ -296,7 +349,9 @@ class FunnelList(Out):
 
 class FunnelOut(FunnelSummary):
     versions: list[VersionOut]
-    definition: dict[str, Any] | None = Field(description="The canonical JSON of the live (else newest) version.")
+    definition: dict[str, Any] | None = Field(
+        description="The canonical JSON of the live (else newest) version."
+    )
     source: str | None = Field(description="Its text as it was written (YAML or JSON).")
 
 
@@ -326,7 +381,9 @@ class StageCount(Out):
 
 class StatsOut(Out):
     key: str
-    stages: list[StageCount] = Field(description="Active contacts per stage, in the definition's order.")
+    stages: list[StageCount] = Field(
+        description="Active contacts per stage, in the definition's order."
+    )
     entered: int = Field(description="Enrollments ever made.")
     active: int
     exited: int
@@ -350,4 +407,6 @@ class MessageOut(Out):
 
 class MessageList(Out):
     messages: list[MessageOut]
-    next_after: int | None = Field(description="Pass as `after` for the next page; null on the last page.")
+    next_after: int | None = Field(
+        description="Pass as `after` for the next page; null on the last page."
+    )

@@ -46,7 +46,9 @@ def funnel_stats(session: Session, funnel: Funnel) -> StatsOut:
         exits[label or NO_LABEL] = exits.get(label or NO_LABEL, 0) + n
     sends: dict[str, int] = dict(
         session.execute(  # type: ignore[arg-type]
-            select(Message.status, func.count()).where(Message.funnel_id == funnel.id).group_by(Message.status)
+            select(Message.status, func.count())
+            .where(Message.funnel_id == funnel.id)
+            .group_by(Message.status)
         ).all()
     )
     order = _stage_order(session, funnel)

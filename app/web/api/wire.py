@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any, TypeVar
 
 from flask import request
 from pydantic import BaseModel, ValidationError
 from werkzeug.wrappers import Response
 
-from app.web.api.errors import ApiError, field_path, from_validation
+from app.web.api.errors import UNSTORABLE, ApiError, clean, field_path, from_validation
+
+__all__ = ["clean"]
 
 M = TypeVar("M", bound=BaseModel)
 MAX_DEPTH = 32
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def respond(model: BaseModel, status: int = 200) -> Response:
@@ -44,16 +44,19 @@ def _finite(text: str) -> float:
     return value
 
 
-def json_body(optional: bool = False) -> Any:
-    """The parsed JSON body (None for an empty body when `optional`).
+_REQUIRED = object()
+
+
+def json_body(default: Any = _REQUIRED) -> Any:
+    """The parsed JSON body; `default` for an empty body (else an empty body is a 400).
 
     Parsed whatever the Content-Type says: clients that forget the header should get
     their request handled, not a 415.
     """
     raw = request.get_data(cache=True)  # raises 413 past the body limit
     if not raw.strip():
-        if optional:
-            return None
+        if default is not _REQUIRED:
+            return default
         raise malformed("the body is empty; send a JSON object")
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
@@ -68,10 +71,16 @@ def json_body(optional: bool = False) -> Any:
 def text_body() -> str:
     """The body as text (a funnel definition in YAML or JSON)."""
     raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise ApiError(
+            400, "bad_request", "the body is empty: send the funnel definition, in YAML or JSON"
+        )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ApiError(400, "bad_request", f"the body is not UTF-8 text (byte {exc.start})") from None
+        raise ApiError(
+            400, "bad_request", f"the body is not UTF-8 text (byte {exc.start})"
+        ) from None
 
 
 def unstorable(value: Any, prefix: str = "") -> ApiError | None:
@@ -83,13 +92,17 @@ def unstorable(value: Any, prefix: str = "") -> ApiError | None:
     while stack:
         item, loc = stack.pop()
         if len(loc) > MAX_DEPTH:
-            return ApiError(422, "invalid", f"{field_path(loc, prefix)}: nests more than {MAX_DEPTH} levels deep",
-                            field_path(loc, prefix))
-        if isinstance(item, str) and _UNSTORABLE.search(item):
+            return ApiError(
+                422,
+                "invalid",
+                f"{field_path(loc, prefix)}: nests more than {MAX_DEPTH} levels deep",
+                field_path(loc, prefix),
+            )
+        if isinstance(item, str) and UNSTORABLE.search(item):
             return _bad_text(loc, prefix, "a text value")
         if isinstance(item, dict):
             for key, child in item.items():
-                if _UNSTORABLE.search(key):
+                if UNSTORABLE.search(key):
                     return _bad_text(loc, prefix, "a field name")
                 stack.append((child, (*loc, key)))
         elif isinstance(item, list):
@@ -101,7 +114,9 @@ def _bad_text(loc: tuple[int | str, ...], prefix: str, what: str) -> ApiError:
     field = field_path(loc, prefix)
     where = f"{field}: " if field else ""
     return ApiError(
-        422, "invalid", f"{where}{what} holds a NUL character or an unpaired surrogate, which cannot be stored",
+        422,
+        "invalid",
+        f"{where}{what} holds a NUL character or an unpaired surrogate, which cannot be stored",
         field,
     )
 

@@ -1,0 +1,145 @@
+"""Click and open tracking in a rendered email: link rewriting and the open pixel.
+
+Each `<a href>` to an http(s) URL becomes `PUBLIC_URL/l/<token>`, where the signed
+token (app.tokens, kind "link") carries the contact, the message and the original
+URL: the redirect can only ever lead to the URL it was minted for, so it is no
+open redirect. Left alone: the recipient links (`/u/`, `/p/`, `/c/`), `mailto:`,
+`tel:`, anchors, relative links and anything that is not plain http(s).
+
+Only the value of the `href` attribute of `<a>` start tags changes; every other
+byte of the HTML is kept. Tags are found with the standard library's HTML parser
+(so links inside comments, `<script>` or `<style>` are not touched), and the
+attribute is located with the parser's own attribute pattern.
+
+The text part is not rewritten: its links stay as written (not tracked).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+from app import tokens
+from app.delivery.render import Rendered
+
+# The recipient pages and our own tracking routes are never wrapped: unsubscribes
+# are attributed through the token they already carry.
+OWN_PATHS = ("/u/", "/p/", "/c/", "/l/", "/o/")
+# The attribute pattern of html.parser (CPython's `attrfind_tolerant`), so we find
+# exactly the attributes the parser reported.
+_ATTR = re.compile(
+    r"((?<=[\'\"\s/])[^\s/>][^\s/=>]*)(\s*=+\s*(\'[^\']*\'|\"[^\"]*\"|(?![\'\"])[^>\s]*))?(?:\s|/(?!>))*"
+)
+_TAG_NAME = re.compile(r"<[a-zA-Z][^\t\n\r\f />\x00]*(?:\s|/(?!>))*")
+PIXEL = (
+    '<img src="{src}" width="1" height="1" alt="" '
+    'style="display:block;width:1px;height:1px;border:0;margin:0;padding:0;">'
+)
+
+
+def safe_target(url: str) -> bool:
+    """May a tracked link lead here? Absolute http(s) URLs with a host only; never
+    `javascript:`, `data:` or anything with control characters or spaces."""
+    if not url or any(ord(c) <= 32 or ord(c) == 127 for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. a malformed IPv6 host
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+def trackable(url: str, public_url: str) -> bool:
+    """Should this link be wrapped: a safe target that is not one of our own links."""
+    if not safe_target(url):
+        return False
+    base = public_url.rstrip("/")
+    return not any(url.startswith(base + path) for path in OWN_PATHS)
+
+
+class _AnchorFinder(HTMLParser):
+    """Collects (offset, raw start tag) of every `<a>` tag in a document."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.anchors: list[tuple[int, str]] = []
+        # Offsets of line starts, to turn the parser's (line, column) into an index.
+        self._lines = [0] + [m.end() for m in re.finditer("\n", source)]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            line, column = self.getpos()
+            raw = self.get_starttag_text() or ""
+            self.anchors.append((self._lines[line - 1] + column, raw))
+
+    handle_startendtag = handle_starttag
+
+
+def _href_span(raw: str) -> tuple[int, int, str] | None:
+    """Where the first href value sits in a raw start tag: (start, end, quote)."""
+    head = _TAG_NAME.match(raw)
+    k = head.end() if head else len(raw)
+    while k < len(raw):
+        m = _ATTR.match(raw, k)
+        if not m:
+            return None
+        if m.group(1).lower() == "href" and m.group(2):
+            value = m.group(3)
+            quote = value[:1] if value[:1] in ("'", '"') and value[-1:] == value[:1] else ""
+            start = m.start(3) + len(quote)
+            return start, m.end(3) - len(quote), quote
+        k = m.end()
+    return None
+
+
+def rewrite_links(source: str, wrap: Callable[[str], str | None]) -> str:
+    """`source` with each `<a>`'s href replaced by `wrap(url)` (None: keep it as is).
+
+    `url` is the decoded value (`&amp;` read as `&`), as a browser would follow it.
+    """
+    finder = _AnchorFinder(source)
+    finder.feed(source)
+    finder.close()
+    out: list[str] = []
+    done = 0
+    for offset, raw in finder.anchors:
+        span = _href_span(raw) if source.startswith(raw, offset) else None
+        if span is None:
+            continue
+        start, end, _quote = span
+        new = wrap(html.unescape(raw[start:end]).strip())
+        if new is None:
+            continue
+        out += [source[done : offset + start], html.escape(new, quote=True)]
+        done = offset + end
+    out.append(source[done:])
+    return "".join(out)
+
+
+def add_pixel(source: str, src: str) -> str:
+    """`source` with a 1x1 image at the end of its body (or of the document)."""
+    tag = PIXEL.format(src=html.escape(src, quote=True))
+    at = source.lower().rfind("</body>")
+    return source + tag if at < 0 else source[:at] + tag + source[at:]
+
+
+def instrument(
+    rendered: Rendered, *, public_url: str, secret_key: str, contact_id: int, message_id: int,
+    fallbacks: list[str] | None = None,
+) -> Rendered:
+    """The email with its links wrapped in signed redirects and an open pixel added."""
+    base = public_url.rstrip("/")
+
+    def wrap(url: str) -> str | None:
+        if not trackable(url, base):
+            return None
+        token = tokens.make("link", secret_key, contact_id, message_id, url, fallbacks)
+        return f"{base}/l/{token}"
+
+    body = rewrite_links(rendered.html, wrap)
+    pixel = tokens.make("open", secret_key, contact_id, message_id, fallbacks=fallbacks)
+    return replace(rendered, html=add_pixel(body, f"{base}/o/{pixel}"))

@@ -1,0 +1,122 @@
+"""Emails/s with 1, 2 and 4 worker processes on PostgreSQL, to a local SMTP sink.
+
+Each run gets a fresh database holding N due messages (bulk-inserted), warm
+worker processes, and one tick at a fixed `now`; the figure is N / wall time until
+every message is recorded sent. The sink alone (a bare smtplib loop sending the
+same number of prebuilt messages over one connection) is printed as the ceiling.
+
+Needs TEST_PG_URL (`bash scripts/pg.sh start; export TEST_PG_URL=$(bash scripts/pg.sh url)`),
+or run it through `make bench`.
+
+    python bench/workers.py [--messages 3000] [--workers 1,2,4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import smtplib
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from email.mime.text import MIMEText
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, insert, select  # noqa: E402
+
+from app.db import make_engine, make_session_factory  # noqa: E402
+from app.migrate import upgrade  # noqa: E402
+from app.models import Contact, Enrollment, Message, Subscription  # noqa: E402
+from app.services.funnels import load_file  # noqa: E402
+from tests.support.pg import drop_database, fresh_database, pg_url  # noqa: E402
+from tests.support.smtp import SmtpSink  # noqa: E402
+from tests.support.workers import WorkerPool  # noqa: E402
+
+NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
+
+
+def populate(url: str, n: int) -> None:
+    engine = make_engine(url)
+    with make_session_factory(engine).begin() as s:
+        _, version, _ = load_file(s, ROOT / "funnels" / "b2b-nurture.yaml", NOW - timedelta(days=3), None)
+        fid, vid = version.funnel_id, version.id
+    ids = range(1, n + 1)
+    with engine.begin() as conn:
+        conn.execute(insert(Contact), [{"id": i, "email": f"c{i}@bench.example.com", "attributes": {"first_name": "Bo"},
+                                        "status": "active", "created_at": NOW, "updated_at": NOW} for i in ids])
+        conn.execute(insert(Subscription), [{"contact_id": i, "topic": "nurture", "status": "subscribed",
+                                             "updated_at": NOW} for i in ids])
+        conn.execute(insert(Enrollment), [{"id": i, "contact_id": i, "funnel_id": fid, "version_id": vid,
+                                           "status": "active", "stage_key": "read_ebook", "visit": 1,
+                                           "stage_entered_at": NOW, "enrolled_at": NOW} for i in ids])
+        conn.execute(insert(Message), [{"enrollment_id": i, "contact_id": i, "funnel_id": fid, "version_id": vid,
+                                        "stage_key": "read_ebook", "visit": 1, "step": 0, "template": "ebook-welcome",
+                                        "priority": 10, "status": "scheduled", "attempts": 0, "due_at": NOW,
+                                        "created_at": NOW} for i in ids])
+    engine.dispose()
+
+
+def env_for(url: str, sink: SmtpSink) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "DATABASE_"))}
+    env.update(DATABASE_URL=url, SMTP_HOST=sink.host, SMTP_PORT=str(sink.port), GLOBAL_CAPS="", SECRET_KEY="bench",
+               PUBLIC_URL="http://bench.example.com", MAIL_FROM="Bench <b@bench.example.com>", WORKER_BATCH="100",
+               LOG_LEVEL="WARNING")
+    return env
+
+
+def run_workers(server: str, n: int, workers: int) -> float:
+    url = fresh_database(server)
+    try:
+        upgrade(url)
+        with SmtpSink() as sink, tempfile.TemporaryDirectory() as tmp:
+            with WorkerPool(Path(tmp), env_for(url, sink), workers) as pool:
+                pool.step(NOW - timedelta(days=1))  # processes up and warm, nothing due yet
+                populate(url, n)
+                begun = time.perf_counter()
+                pool.step(NOW)
+                elapsed = time.perf_counter() - begun
+            engine = make_engine(url)
+            with engine.connect() as conn:
+                sent = conn.scalar(select(func.count()).select_from(Message).where(Message.status == "sent"))
+            engine.dispose()
+            assert sent == n == len(sink.messages), (sent, n, len(sink.messages))
+        return n / elapsed
+    finally:
+        drop_database(url)
+
+
+def sink_ceiling(n: int) -> float:
+    msg = MIMEText("x" * 2000, "html", "utf-8")
+    msg["Subject"], msg["From"], msg["To"] = "ceiling", "b@bench.example.com", "c@bench.example.com"
+    with SmtpSink() as sink:
+        begun = time.perf_counter()
+        with smtplib.SMTP(sink.host, sink.port) as conn:
+            for _ in range(n):
+                conn.send_message(msg)
+        elapsed = time.perf_counter() - begun
+    return n / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--workers", default="1,2,4")
+    args = parser.parse_args()
+    server = pg_url()
+    if server is None:
+        sys.exit("bench/workers.py needs TEST_PG_URL (PostgreSQL); see its docstring")
+    ceiling = sink_ceiling(args.messages)
+    print(f"workers.sink_ceiling emails_per_s={ceiling:.0f} (bare smtplib loop, one connection)", flush=True)
+    rates = {}
+    for count in [int(w) for w in args.workers.split(",")]:
+        rates[count] = run_workers(server, args.messages, count)
+        print(f"workers.pg workers={count} emails={args.messages} emails_per_s={rates[count]:.0f} "
+              f"ratio_to_1={rates[count] / rates[min(rates)]:.2f} of_ceiling={rates[count] / ceiling:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
