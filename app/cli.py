@@ -192,7 +192,7 @@ def apikeys_revoke(key_id: int) -> None:
 @click.option("--once", is_flag=True, help="Run one tick and exit.")
 @click.option("--now", "now_text", default=None, help="With --once: the tick's time (ISO 8601).")
 def worker_command(once: bool, now_text: str | None) -> None:
-    from app.runner import run_forever, run_once
+    from app.runner import SecondWorker, run_forever, run_once
 
     if now_text and not once:
         raise click.UsageError("--now goes with --once")
@@ -200,8 +200,11 @@ def worker_command(once: bool, now_text: str | None) -> None:
         now = parse_iso(now_text) if now_text else None
     except ValueError:
         raise click.BadParameter(f"{now_text!r} is not an ISO 8601 time", param_hint="--now") from None
-    if once:
-        report = run_once(current_app, now or utcnow())
-        click.echo(" ".join(f"{k}={v}" for k, v in report.as_dict().items()) or "nothing due")
-    else:
-        run_forever(current_app)
+    try:
+        if once:
+            report = run_once(current_app, now or utcnow())
+            click.echo(" ".join(f"{k}={v}" for k, v in report.as_dict().items()) or "nothing due")
+        else:
+            run_forever(current_app)
+    except SecondWorker as exc:
+        raise click.ClickException(str(exc)) from None

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
+from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clock import utcnow
@@ -88,7 +89,14 @@ def run_forever(app: Flask) -> None:
     started, stop = utcnow(), threading.Event()
     _beat(sessions, worker, started, started, None, None)
 
+    ticking = threading.Lock()
+
     def one_tick() -> None:
+        with ticking:
+            if not stop.is_set():
+                _tick_and_beat()
+
+    def _tick_and_beat() -> None:
         begun = utcnow()
         try:
             report = tick(sessions, begun, SmtpTransport(settings.smtp), settings, worker=worker, stop=stop)  # type: ignore[arg-type]
@@ -115,5 +123,12 @@ def run_forever(app: Flask) -> None:
     try:
         scheduler.start()
     finally:
+        with ticking:  # the tick in progress finishes its batch and records it first
+            pass
+        # A clean stop removes this worker from /healthz; a crashed one stays, with
+        # its last tick getting older, which is what an operator should see.
+        with sessions.begin() as s:
+            s.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.worker_id == worker))
         if lock:
             lock.close()
+        log.info("worker %s stopped", worker)

@@ -73,7 +73,7 @@ def failures(stream: events.EventGenerator) -> list[str]:
         if isinstance(event, events.ScenarioFinished) and event.status == Status.FAILURE:
             for checks in event.recorder.checks.values():
                 found += [
-                    f"{event.recorder.label}: {c.name}: {c.failure_info.failure if c.failure_info else ''}"
+                    f"{event.recorder.label}: {c.name}: {c.failure_info and c.failure_info.failure}"
                     for c in checks
                     if c.status == Status.FAILURE
                 ]

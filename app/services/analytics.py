@@ -8,8 +8,9 @@ SQL (a handful of grouped queries, each on an index that starts with the funnel)
 - converted / exited: exits labelled `converted` / every exit whatever its label
   (`exits` breaks them down by label);
 - sent: messages sent, by `sent_at`;
-- suppressed / failed: messages that ended so, by when the engine decided (the
-  later of their last claim and their due time; failures include template errors);
+- suppressed / failed: messages that ended so (failures include template errors),
+  by their last due time: the worker decides about a message as it falls due (a
+  retry moves the due time to the retry), so that is when it was suppressed or failed;
 - deferred: messages held back by a cap, the send window or a temporary SMTP
   failure, counted on the day they were scheduled for. There is no deferral log:
   a deferral moves `due_at` later, so a message whose `due_at` is past its
@@ -232,23 +233,13 @@ def _sent(session: Session, scope: _Scope, series: dict[str, list[int]]) -> None
 
 
 def _outcomes(session: Session, scope: _Scope, series: dict[str, list[int]]) -> None:
-    """suppressed and failed, by when the engine decided (see the module docstring)."""
-    due = scope.epoch(Message.due_at)
-    claimed = func.coalesce(scope.epoch(Message.claimed_at), due, type_=BigInteger)
-    # Typed, so the bucket below is an integer division in PostgreSQL too.
-    latest = func.max if scope.sqlite else func.greatest
-    decided = latest(claimed, due, type_=BigInteger)
-    inner = (
-        select(decided.label("t"), Message.status)
-        .where(Message.funnel_id == scope.funnel_id, Message.status.in_(("suppressed", "failed")),
-               Message.due_at < scope.end, *scope.version(Message.version_id))
-        .subquery()
-    )
-    bucket = scope.bucket(inner.c.t)
+    """suppressed and failed, by their (last) due time: when the worker decided."""
+    bucket = scope.bucket(scope.epoch(Message.due_at))
     rows = session.execute(
-        select(bucket, inner.c.status, func.count())
-        .where(scope.seconds_in_range(inner.c.t))
-        .group_by(bucket, inner.c.status)
+        select(bucket, Message.status, func.count())
+        .where(Message.funnel_id == scope.funnel_id, scope.in_range(Message.due_at),
+               Message.status.in_(("suppressed", "failed")), *scope.version(Message.version_id))
+        .group_by(bucket, Message.status)
     ).all()
     for b, status, n in rows:
         _add(series[status], [(b, n)])

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify, redirect, url_for
-from sqlalchemy import text
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app import database
+from app.models import WorkerHeartbeat
 
 
 def register_blueprints(app: Flask) -> None:
@@ -32,8 +33,17 @@ def register_blueprints(app: Flask) -> None:
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
+        """Web health (the database answers) plus each worker's last tick, so operators
+        see live workers without a shell."""
         try:
-            database.session().execute(text("SELECT 1"))
+            beats = database.session().scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.worker_id)).all()
         except Exception as exc:  # any database failure means unhealthy
             return jsonify(status="error", database=str(exc)), 503
-        return jsonify(status="ok"), 200
+        workers = [
+            {"id": b.worker_id, "host": b.hostname, "pid": b.pid, "started_at": b.started_at.isoformat(),
+             "last_tick_at": b.last_tick_at.isoformat() if b.last_tick_at else None,
+             "last_tick_ms": b.last_tick_ms, "last_report": b.last_report}
+            for b in beats
+        ]
+        return jsonify(status="ok", database="ok", workers=workers), 200
+

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from markupsafe import Markup, escape
 
-from app.engine.durations import format_duration
 from app.engine.model import Condition, FunnelDef, Transition
 
 BOX_W, HEAD_H, ROW_H = 188, 50, 22
@@ -71,10 +71,19 @@ def describe_conditions(conditions: tuple[Condition, ...]) -> str:
     return ", ".join(parts)
 
 
+def short_duration(value: timedelta) -> str:
+    """`14d`, `36h`, `90m`: the largest whole unit, as marketers write durations."""
+    minutes = int(value.total_seconds() // 60)
+    for unit, size in (("d", 1440), ("h", 60)):
+        if minutes and minutes % size == 0:
+            return f"{minutes // size}{unit}"
+    return f"{minutes}m"
+
+
 def describe(transition: Transition) -> str:
     """The full trigger of a transition, for tooltips and tables."""
     if transition.on is None:
-        return f"after {format_duration(transition.after)}" if transition.after else "at once"
+        return f"after {short_duration(transition.after)}" if transition.after else "at once"
     where = describe_conditions(transition.on.where)
     return f"on {transition.on.on}" + (f" where {where}" if where else "")
 
@@ -202,12 +211,12 @@ class _Router:
         tx = target.x - 1
         if self.adjacent(port, port.target):
             bend = GAP_X / 2
-            return f"M{sx},{sy} C{sx + bend},{sy} {tx - bend},{ty} {tx},{ty}"
+            return f"M{sx:g},{sy:g} C{sx + bend:g},{sy:g} {tx - bend:g},{ty:.1f} {tx:g},{ty:.1f}"
         lane_y = self.bottom + 12 + self.lanes * LANE
         self.lanes += 1
         out_x = sx + self._gutter(sx)
         in_x = target.x - self._gutter(target.x - GAP_X)
-        return f"M{sx},{sy} H{out_x} V{lane_y} H{in_x} V{ty} H{tx}"
+        return f"M{sx:g},{sy:g} H{out_x:g} V{lane_y:g} H{in_x:g} V{ty:.1f} H{tx:g}"
 
 
 def render(funnel: FunnelDef, flow: Flow, *, title: str | None = None) -> Markup:
