@@ -115,4 +115,8 @@ def load(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "REMEMBER_COOKIE_SECURE": https,
         "WTF_CSRF_TIME_LIMIT": None,
         "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO",
+        # How many reverse proxies sit in front of the web app (their X-Forwarded-*
+        # headers are trusted, so login limits and the ledger see the real client IP).
+        "PROXY_COUNT": _int(env, "PROXY_COUNT", 0),
+        "LOGIN_FAILURES_PER_MINUTE": _int(env, "LOGIN_FAILURES_PER_MINUTE", 5, 1),
     }

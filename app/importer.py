@@ -23,14 +23,14 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from app import database
 from app.clock import utcnow
-from app.models import Contact
+from app.models import ConsentChange, Contact, Subscription
 from app.services import contacts as contacts_svc
 from app.web.api.errors import UNSTORABLE, from_validation
 from app.web.api.schemas import AttributesIn
@@ -113,65 +113,122 @@ def read_rows(handle: IO[str]) -> Iterator[Row | BadRow]:
         start = reader.line_num + 1
 
 
+@dataclass
+class _Draft:
+    """A contact's stored fields, as plain data: a batch is written with a few bulk
+    statements rather than through 1,500 ORM objects (several times faster)."""
+
+    id: int | None
+    email: str
+    attributes: dict[str, Any]
+    timezone: str | None
+    locale: str | None
+    updated_at: datetime | None = None
+
+    def row(self) -> dict[str, Any]:
+        fields = ("email", "attributes", "timezone", "locale", "updated_at")
+        return {"id": self.id} | {name: getattr(self, name) for name in fields}
+
+
 def import_rows(
     session: Session, rows: list[Row], now: datetime, topic: str | None, actor: contacts_svc.Actor
 ) -> ImportReport:
     """Upsert one batch of checked rows in the session's transaction; what it did."""
     report = ImportReport()
-    latest = {
-        address: (line, attrs) for line, address, attrs in rows
-    }  # a repeated address: last wins
-    query = select(Contact).where(Contact.email.in_(latest))
-    if topic:
-        query = query.options(selectinload(Contact.subscriptions))
-    contacts = {c.email: c for c in session.scalars(query)}
-    fresh = [
-        Contact(email=a, attributes={}, created_at=now, updated_at=now, subscriptions=[])
-        for a in latest
-        if a not in contacts
-    ]
-    session.add_all(fresh)
-    session.flush()  # one INSERT for the batch; ledger rows need the ids
-    report.created = len(fresh)
-    contacts.update((c.email, c) for c in fresh)
-    created = {c.email for c in fresh}
-    for address, (_line, attrs) in latest.items():
-        contact = contacts[address]
-        changes = _changes(contact, attrs)
+    latest = {address: attrs for _line, address, attrs in rows}  # a repeated address: last wins
+    drafts = {
+        r.email: _Draft(r.id, r.email, dict(r.attributes or {}), r.timezone, r.locale)
+        for r in session.execute(
+            select(
+                Contact.id, Contact.email, Contact.attributes, Contact.timezone, Contact.locale
+            ).where(Contact.email.in_(latest))
+        )
+    }
+    fresh, changed = [], []
+    for address, attrs in latest.items():
+        draft = drafts.setdefault(address, _Draft(None, address, {}, None, None))
+        changes = _changes(draft, attrs)
         if changes:
-            contacts_svc.update_attributes(contact, changes, now)
-        if address not in created:
-            report.updated += bool(changes)
-            report.unchanged += not changes
-        if topic:
-            _subscribe(session, contact, topic, now, actor, report)
+            # The API's merge rules, applied to the plain fields.
+            contacts_svc.update_attributes(draft, changes, now)  # type: ignore[arg-type]
+        if draft.id is None:
+            fresh.append(draft)
+        elif changes:
+            changed.append(draft)
+        report.unchanged += draft.id is not None and not changes
+    _insert(session, fresh, now)
+    if changed:
+        session.execute(update(Contact), [d.row() for d in changed])
+    report.created, report.updated = len(fresh), len(changed)
+    if topic:
+        _subscribe(session, list(drafts.values()), {d.id for d in fresh}, topic, now, actor, report)
     return report
 
 
-def _changes(contact: Contact, attrs: dict[str, Any]) -> dict[str, Any]:
+def _insert(session: Session, fresh: list[_Draft], now: datetime) -> None:
+    if not fresh:
+        return
+    values = [{**d.row(), "created_at": now, "updated_at": now, "status": "active"} for d in fresh]
+    for value in values:
+        del value["id"]
+    statement = insert(Contact).returning(Contact.id, sort_by_parameter_order=True)
+    for draft, new_id in zip(fresh, session.scalars(statement, values), strict=True):
+        draft.id = new_id
+
+
+def _changes(draft: _Draft, attrs: dict[str, Any]) -> dict[str, Any]:
     """The attributes that differ from what the contact has (so a second run of the
     same file writes nothing)."""
-    current = {**(contact.attributes or {}), "timezone": contact.timezone, "locale": contact.locale}
+    current = {**draft.attributes, "timezone": draft.timezone, "locale": draft.locale}
     return {k: v for k, v in attrs.items() if current.get(k) != v}
 
 
 def _subscribe(
     session: Session,
-    contact: Contact,
+    drafts: list[_Draft],
+    created: set[int | None],
     topic: str,
     now: datetime,
     actor: contacts_svc.Actor,
     report: ImportReport,
 ) -> None:
-    """Subscribe a contact who has never had a say on `topic`. Someone who turned it
-    off (or has not confirmed it yet) is left as they chose: a list is not consent
-    over their own decision."""
-    state = contact.topic_status(topic)
-    if state is None:
-        contacts_svc.set_topic(session, contact, topic, "subscribed", now, actor)
-        report.subscribed += 1
-    elif state != "subscribed":
-        report.kept += 1
+    """Subscribe the contacts who have never had a say on `topic`. Someone who turned
+    it off (or has not confirmed it yet) is left as they chose: a list is no consent
+    over their own decision. The rows are those contacts.set_topic writes for a
+    topic with no state yet (a subscription and a ledger row), in bulk."""
+    ids = [d.id for d in drafts]
+    states = dict(
+        session.execute(  # type: ignore[arg-type]
+            select(Subscription.contact_id, Subscription.status).where(
+                Subscription.topic == topic, Subscription.contact_id.in_(ids)
+            )
+        ).all()
+    )
+    new = [i for i in ids if i not in states]
+    report.kept = sum(state != "subscribed" for state in states.values())
+    report.subscribed = len(new)
+    if not new:
+        return
+    session.execute(
+        insert(Subscription),
+        [{"contact_id": i, "topic": topic, "status": "subscribed", "updated_at": now} for i in new],
+    )
+    ledger = {
+        "at": now,
+        "source": actor.source,
+        "topic": topic,
+        "field": "topic",
+        "before": None,
+        "after": "subscribed",
+        "ip": actor.ip,
+        "user_agent": actor.user_agent,
+        "actor": actor.actor,
+        "message_id": None,
+    }
+    session.execute(insert(ConsentChange), [{"contact_id": i, **ledger} for i in new])
+    touched = [i for i in new if i not in created]  # the new ones are as of `now` already
+    if touched:
+        session.execute(update(Contact), [{"id": i, "updated_at": now} for i in touched])
 
 
 def _write(

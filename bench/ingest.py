@@ -143,10 +143,8 @@ def bench_events(env: dict[str, str], seconds: float, most: int) -> None:
         f"POST /events/batch, {BATCH} per batch, gunicorn (1 worker) on loopback, SQLite: "
         f"{len(latencies)} batches, {accepted:,}/{sent:,} events accepted in {wall:.1f}s"
     )
-    print(
-        f"  {accepted / wall:,.0f} events/s; batch latency p50 {percentile(latencies, 50) * 1000:,.0f} ms, "
-        f"p99 {percentile(latencies, 99) * 1000:,.0f} ms"
-    )
+    p50, p99 = (percentile(latencies, p) * 1000 for p in (50, 99))
+    print(f"  {accepted / wall:,.0f} events/s; batch latency p50 {p50:,.0f} ms, p99 {p99:,.0f} ms")
 
 
 def write_csv(path: Path, rows: int) -> None:

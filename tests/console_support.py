@@ -57,11 +57,13 @@ def logged_in(app: Flask, email: str = "ada@nurture.test", role: str = "admin") 
     return client
 
 
-def post(client: FlaskClient, path: str, data: dict[str, str] | None = None,
-         **kwargs: object) -> TestResponse:
+def post(
+    client: FlaskClient, path: str, data: dict[str, str] | None = None, **kwargs: object
+) -> TestResponse:
     """A form POST with the session's CSRF token, as the console's forms send it."""
-    return client.post(path, data={"csrf_token": csrf_token(client, "/console/"), **(data or {})},
-                       **kwargs)  # type: ignore[arg-type]
+    return client.post(
+        path, data={"csrf_token": csrf_token(client, "/console/"), **(data or {})}, **kwargs
+    )  # type: ignore[arg-type]
 
 
 def with_history(sessions: sessionmaker[Session], settings: EngineSettings) -> dict[str, datetime]:
@@ -70,7 +72,9 @@ def with_history(sessions: sessionmaker[Session], settings: EngineSettings) -> d
     publish(sessions, FUNNEL, MONDAY)
     for name in ("ada", "bob", "cy"):
         subscribe(sessions, f"{name}@example.com", MONDAY, first_name=name.title(), company="Acme")
-        event(sessions, f"{name}@example.com", "ebook_downloaded", MONDAY, ebook="seven-fundamentals")
+        event(
+            sessions, f"{name}@example.com", "ebook_downloaded", MONDAY, ebook="seven-fundamentals"
+        )
     later = MONDAY + timedelta(hours=2)
     run(sessions, settings, MONDAY + timedelta(minutes=1), transport=MemoryTransport())
     event(sessions, "ada@example.com", "video_watched", later, video="explainer-1", percent=80)

@@ -49,11 +49,18 @@ def message(sessions: sessionmaker[Session], email: str, template: str) -> Messa
     return next(m for m in messages(sessions, email) if m.template == template)
 
 
-def hit(sessions: sessionmaker[Session], email: str, template: str, kind: str, now: datetime) -> None:
+def hit(
+    sessions: sessionmaker[Session], email: str, template: str, kind: str, now: datetime
+) -> None:
     sent = message(sessions, email, template)
     with sessions.begin() as s:
-        found = tracking_svc.Hit(kind=kind, contact_id=sent.contact_id, message_id=sent.id,
-                                 url="https://example.com/", user_agent=BROWSER)
+        found = tracking_svc.Hit(
+            kind=kind,
+            contact_id=sent.contact_id,
+            message_id=sent.id,
+            url="https://example.com/",
+            user_agent=BROWSER,
+        )
         tracking_svc.record(s, found, now)
 
 
@@ -79,7 +86,13 @@ def a_week(sessions: sessionmaker[Session], settings: EngineSettings) -> None:
     tick(sessions, settings, day(0, "13:00"))  # Dan's invite suppressed
     tick(sessions, settings, day(1, "10:00"))  # Ada's invite
     tick(sessions, settings, day(1, "11:00"))  # Bob's invite
-    hit(sessions, "bob@example.com", "video1-invite", "click", day(1, "11:00") + timedelta(seconds=4))
+    hit(
+        sessions,
+        "bob@example.com",
+        "video1-invite",
+        "click",
+        day(1, "11:00") + timedelta(seconds=4),
+    )
     hit(sessions, "ada@example.com", "ebook-welcome", "open", day(1, "11:30"))
     hit(sessions, "ada@example.com", "video1-invite", "click", day(1, "12:00"))  # -> engaged
     tick(sessions, settings, day(1, "12:00"))  # Ada's quiz invite capped to D2 10:00
@@ -174,8 +187,12 @@ def test_it_answers_in_json_with_iso_times(sessions, settings):
     assert data["funnel_key"] == "stats" and data["interval"] == "day"
     assert data["start"] == "2026-03-02T00:00:00+00:00"
     assert data["buckets"][1] == "2026-03-03T00:00:00+00:00"
-    assert data["stages"][0] == {"key": "welcome", "current": 3, "entered": 4,
-                                 "moved_to": {"engaged": 1}}
+    assert data["stages"][0] == {
+        "key": "welcome",
+        "current": 3,
+        "entered": 4,
+        "moved_to": {"engaged": 1},
+    }
     assert data["series"]["sent"] == [2, 2, 0, 1, 0, 0, 0]
     assert data["estimates"] == ["opens"]
 

@@ -199,17 +199,7 @@ def test_it_asks_for_confirmation_of_a_double_opt_in_topic(db_url, smtp_sink, mo
         app.extensions["nurture.engine"].dispose()
 
 
-def test_it_changes_nothing_when_the_confirmation_cannot_be_sent(
-    db_url, smtp_sink, monkeypatch, request
-):
-    if db_url.startswith("sqlite"):
-        # pysqlite's legacy transaction handling lets SQLite start a transaction at the
-        # first SAVEPOINT and commit it at RELEASE, so get_or_create's savepoint commits
-        # the new contact and the rollback cannot undo it. Fixed in app/db.py by
-        # taking BEGIN over from pysqlite; strict, so this fails once that lands.
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason="SQLite savepoints commit (app/db.py)")
-        )
+def test_it_changes_nothing_when_the_confirmation_cannot_be_sent(db_url, smtp_sink, monkeypatch):
     app = make_test_app(db_url, DOUBLE_OPT_IN_TOPICS=["newsletter"], SMTP_PORT=smtp_sink.port)
     try:
         freeze(monkeypatch, MONDAY)

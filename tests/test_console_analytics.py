@@ -16,9 +16,12 @@ DAYS = [datetime(2026, 3, d, tzinfo=UTC) for d in range(1, 8)]
 
 
 @pytest.mark.parametrize(
-    ("largest", "scale"), [(0, (1, 1)), (3, (3, 1)), (7, (8, 2)), (42, (50, 10)), (999, (1000, 200))]
+    ("largest", "scale"),
+    [(0, (1, 1)), (3, (3, 1)), (7, (8, 2)), (42, (50, 10)), (999, (1000, 200))],
 )
-def test_the_axis_goes_to_a_round_number_in_a_few_steps(largest: int, scale: tuple[int, int]) -> None:
+def test_the_axis_goes_to_a_round_number_in_a_few_steps(
+    largest: int, scale: tuple[int, int]
+) -> None:
     assert charts.nice_scale(largest) == scale
 
 
@@ -26,7 +29,10 @@ def test_a_line_chart_has_a_line_per_series_a_title_and_point_tooltips() -> None
     svg = charts.line_chart(
         "Emails over time",
         DAYS,
-        [charts.Series("sent", "Sent", [0, 4, 8, 2, 0, 0, 1]), charts.Series("opens", "Opens", [0] * 7)],
+        [
+            charts.Series("sent", "Sent", [0, 4, 8, 2, 0, 0, 1]),
+            charts.Series("opens", "Opens", [0] * 7),
+        ],
     )
 
     assert svg.count("<polyline") == 2 and svg.count("<circle") == 14

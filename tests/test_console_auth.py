@@ -9,8 +9,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.models import ApiKey, User
-from tests.console_support import PASSWORD, csrf_token, logged_in, login, make_user, post
 from tests.conftest import make_test_app
+from tests.console_support import PASSWORD, csrf_token, logged_in, login, make_user, post
 
 
 @pytest.fixture
@@ -142,7 +142,9 @@ def test_the_validation_endpoint_needs_the_csrf_header(app: Flask) -> None:
     client = logged_in(app)
     assert client.post("/console/validate", json={"source": "key: x"}).status_code == 400
     token = csrf_token(client, "/console/")
-    answer = client.post("/console/validate", json={"source": "key: x"}, headers={"X-CSRFToken": token})
+    answer = client.post(
+        "/console/validate", json={"source": "key: x"}, headers={"X-CSRFToken": token}
+    )
     assert answer.status_code == 200 and answer.get_json()["ok"] is False
 
 

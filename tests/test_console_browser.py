@@ -68,7 +68,9 @@ def see_the_diagram(page: Page, artifacts: Path) -> None:
 def fix_a_typo_and_publish(page: Page, artifacts: Path) -> None:
     page.get_by_role("link", name="Editor").click()
     editor = page.get_by_label("Definition (YAML)")
-    typo = SOURCE.replace("    transitions:\n      - {on: quiz_taken", "    transitons:\n      - {on: quiz_taken")
+    typo = SOURCE.replace(
+        "    transitions:\n      - {on: quiz_taken", "    transitons:\n      - {on: quiz_taken"
+    )
     line = typo.splitlines().index("    transitons:") + 1
     editor.fill(typo)
     problem = page.locator("#problems li").first
@@ -77,17 +79,24 @@ def fix_a_typo_and_publish(page: Page, artifacts: Path) -> None:
     assert page.locator(".gutter .has-problem").inner_text() == str(line)
     shot(page, artifacts, "04-editor-typo")
 
-    editor.fill(SOURCE.replace("{template: demo-invite, after: 1d}", "{template: demo-invite, after: 2d}"))
+    editor.fill(
+        SOURCE.replace("{template: demo-invite, after: 1d}", "{template: demo-invite, after: 2d}")
+    )
     page.get_by_text("No problems: this definition is valid.").wait_for()
     page.get_by_role("button", name="Save as new version").click()
     page.get_by_text("Saved as version 2.").wait_for()
-    assert page.get_by_text("Publishing keeps 2 contacts in the stages they are in now.").is_visible()
+    assert page.get_by_text(
+        "Publishing keeps 2 contacts in the stages they are in now."
+    ).is_visible()
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Publish version 2").click()
     page.get_by_text("Version 2 is live.").wait_for()
     shot(page, artifacts, "05-published")
     page.goto(page.url.rstrip("/") + "/diff?a=1&b=2")
-    assert page.locator("pre.diff ins").inner_text() == "+      - {template: demo-invite, after: 2d}"
+    assert (
+        page.locator("pre.diff ins").inner_text()
+        == "+    emails: [{template: demo-invite, after: 2d}]"
+    )
     shot(page, artifacts, "06-diff")
 
 
@@ -128,7 +137,9 @@ def open_analytics(page: Page, artifacts: Path) -> None:
     shot(page, artifacts, "09-analytics")
 
 
-def test_a_marketer_works_through_the_console(page: Page, served: Served, artifacts_dir: Path) -> None:
+def test_a_marketer_works_through_the_console(
+    page: Page, served: Served, artifacts_dir: Path
+) -> None:
     log_in(page, served, artifacts_dir)
     see_the_diagram(page, artifacts_dir)
     fix_a_typo_and_publish(page, artifacts_dir)
@@ -137,16 +148,34 @@ def test_a_marketer_works_through_the_console(page: Page, served: Served, artifa
     open_analytics(page, artifacts_dir)
 
 
-def test_the_console_fits_a_tablet(page: Page, served: Served, artifacts_dir: Path) -> None:
+UNLABELLED = """[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+  .filter(field => !field.labels.length && !field.getAttribute('aria-label'))
+  .map(field => field.name || field.id)"""
+
+
+def test_every_page_fits_a_tablet_and_labels_every_field(
+    page: Page, served: Served, artifacts_dir: Path
+) -> None:
     page.set_viewport_size(TABLET)
     log_in(page, served)
     for name, path in [
+        ("funnels", "/console/"),
         ("funnel", "/console/funnels/b2b-nurture"),
         ("editor", "/console/funnels/b2b-nurture/edit"),
-        ("contact", "/console/contacts?q=ada"),
+        ("new-funnel", "/console/funnels/new"),
+        ("versions", "/console/funnels/b2b-nurture/versions"),
+        ("version", "/console/funnels/b2b-nurture/versions/1"),
+        ("templates", "/console/templates"),
+        ("template", "/console/templates/ebook-welcome"),
+        ("template-edit", "/console/templates/ebook-welcome/edit"),
+        ("contacts", "/console/contacts?q=ada"),
+        ("contact", "/console/contacts/1"),
         ("analytics", "/console/funnels/b2b-nurture/analytics"),
+        ("users", "/console/admin/users"),
+        ("keys", "/console/admin/keys"),
     ]:
         page.goto(served.base + path)
+        assert page.evaluate(UNLABELLED) == [], name
         # Wide content (the diagram, tables) scrolls in its own box; the page never does.
         assert page.evaluate("document.documentElement.scrollWidth") <= TABLET["width"], name
         shot(page, artifacts_dir, f"tablet-{name}")

@@ -7,7 +7,6 @@ import re
 from html import unescape
 
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.models import ConsentChange, Contact
@@ -36,7 +35,9 @@ def test_it_finds_contacts_by_part_of_the_email_or_an_attribute(app: Flask) -> N
     client = logged_in(app)
 
     def search(query: str) -> list[str]:
-        return emails_on(client.get("/console/contacts", query_string={"q": query}).get_data(as_text=True))
+        return emails_on(
+            client.get("/console/contacts", query_string={"q": query}).get_data(as_text=True)
+        )
 
     assert search("ACME.example") == ["ada@acme.example", "bob@acme.example"]
     assert search("company=Acme") == ["ada@acme.example", "cy@other.example"]
@@ -72,7 +73,9 @@ def test_the_timeline_shows_events_moves_emails_and_consent(
     with_history(app.extensions["nurture.sessions"], settings)
     client = logged_in(app)
 
-    html = client.get(f"/console/contacts/{contact_id(app, 'ada@example.com')}").get_data(as_text=True)
+    html = client.get(f"/console/contacts/{contact_id(app, 'ada@example.com')}").get_data(
+        as_text=True
+    )
     page = " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
 
     assert "Event video_watched video: explainer-1, percent: 80 · via api" in page
@@ -98,24 +101,37 @@ def test_a_manual_consent_change_goes_to_the_ledger_as_the_console_user(app: Fla
     response = post(
         client,
         f"/console/contacts/{ada}/consent",
-        {"status": "active", "topic-nurture": "unsubscribed", "new_topic": "newsletter",
-         "new_topic_state": "subscribed"},
+        {
+            "status": "active",
+            "topic-nurture": "unsubscribed",
+            "new_topic": "newsletter",
+            "new_topic_state": "subscribed",
+        },
         headers={"User-Agent": "console-test"},
     )
 
-    assert "2 changes written to the consent ledger" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "2 changes written to the consent ledger" in client.get(
+        response.headers["Location"]
+    ).get_data(as_text=True)
     with sessions() as session:
         rows = session.scalars(
-            select(ConsentChange).where(ConsentChange.source == "console").order_by(ConsentChange.id)
+            select(ConsentChange)
+            .where(ConsentChange.source == "console")
+            .order_by(ConsentChange.id)
         ).all()
         assert [(r.topic, r.before, r.after) for r in rows] == [
             ("nurture", "subscribed", "unsubscribed"),
             ("newsletter", None, "subscribed"),
         ]
-        assert {(r.actor, r.ip, r.user_agent) for r in rows} == {("maya@nurture.test", "127.0.0.1", "console-test")}
+        assert {(r.actor, r.ip, r.user_agent) for r in rows} == {
+            ("maya@nurture.test", "127.0.0.1", "console-test")
+        }
         contact = session.get(Contact, ada)
         assert contact is not None
-        assert contacts_svc.consent_view(contact)["topics"] == {"newsletter": "subscribed", "nurture": "unsubscribed"}
+        assert contacts_svc.consent_view(contact)["topics"] == {
+            "newsletter": "subscribed",
+            "nurture": "unsubscribed",
+        }
 
 
 def test_saving_the_same_choices_changes_nothing(app: Flask) -> None:
@@ -123,7 +139,11 @@ def test_saving_the_same_choices_changes_nothing(app: Flask) -> None:
     ada = contact_id(app, "ada@example.com")
     client = logged_in(app)
 
-    response = post(client, f"/console/contacts/{ada}/consent", {"status": "active", "topic-nurture": "subscribed"})
+    response = post(
+        client,
+        f"/console/contacts/{ada}/consent",
+        {"status": "active", "topic-nurture": "subscribed"},
+    )
 
     assert "Nothing changed" in client.get(response.headers["Location"]).get_data(as_text=True)
 

@@ -21,15 +21,26 @@ FLOW = diagram.Flow(
 
 def test_stages_are_in_columns_by_distance_from_the_first() -> None:
     assert diagram.depths(SIX_STEPS) == {
-        "read_ebook": 0, "watched_video1": 1, "dormant": 1, "took_quiz": 2,
-        "watched_video2": 3, "watched_demo": 4,
+        "read_ebook": 0,
+        "watched_video1": 1,
+        "dormant": 1,
+        "took_quiz": 2,
+        "watched_video2": 3,
+        "watched_demo": 4,
     }
 
 
 def test_an_unreachable_stage_goes_after_the_rest() -> None:
     funnel = FunnelDef(
-        key="f", name="F", topic="t", entry=Trigger("go"),
-        stages=(Stage("a", transitions=(Transition("b", on=Trigger("x")),)), Stage("b"), Stage("lost")),
+        key="f",
+        name="F",
+        topic="t",
+        entry=Trigger("go"),
+        stages=(
+            Stage("a", transitions=(Transition("b", on=Trigger("x")),)),
+            Stage("b"),
+            Stage("lost"),
+        ),
     )
     assert diagram.depths(funnel) == {"a": 0, "b": 1, "lost": 2}
 
@@ -37,32 +48,47 @@ def test_an_unreachable_stage_goes_after_the_rest() -> None:
 def test_each_transition_row_has_its_moves_and_share_of_entries() -> None:
     ports = diagram.ports(SIX_STEPS, FLOW)["read_ebook"]
     assert [(p.target, p.kind, p.label, p.moved, p.rate) for p in ports] == [
-        ("watched_video1", "event", "on video_watched", 5, 0.5),
+        ("watched_video1", "event", "video_watched", 5, 0.5),
         ("dormant", "timeout", "after 14d", 1, 0.1),
     ]
-    assert ports[0].detail == "on video_watched where video = explainer-1, percent ≥ 50 → watched_video1"
+    assert (
+        ports[0].detail
+        == "on video_watched where video = explainer-1, percent ≥ 50 → watched_video1"
+    )
     assert diagram.ports(SIX_STEPS, FLOW)["took_quiz"][0].rate is None  # no entries yet
 
 
 def test_transitions_of_one_kind_to_one_stage_share_a_row() -> None:
     funnel = FunnelDef(
-        key="f", name="F", topic="t", entry=Trigger("go"),
+        key="f",
+        name="F",
+        topic="t",
+        entry=Trigger("go"),
         stages=(
-            Stage("a", transitions=(
-                Transition("b", on=Trigger("clicked")), Transition("b", on=Trigger("replied")),
-                Transition("b", after=timedelta(days=3)),
-            )),
+            Stage(
+                "a",
+                transitions=(
+                    Transition("b", on=Trigger("clicked")),
+                    Transition("b", on=Trigger("replied")),
+                    Transition("b", after=timedelta(days=3)),
+                ),
+            ),
             Stage("b"),
         ),
     )
     rows = diagram.ports(funnel, diagram.Flow())["a"]
-    assert [(p.label, p.kind) for p in rows] == [("on clicked or on replied", "event"), ("after 3d", "timeout")]
+    assert [(p.label, p.kind) for p in rows] == [
+        ("clicked or replied", "event"),
+        ("after 3d", "timeout"),
+    ]
 
 
 def _boxes(svg: str) -> list[tuple[float, float, float, float]]:
     return [
         tuple(map(float, m))  # type: ignore[misc]
-        for m in re.findall(r'<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)" rx="8"/>', svg)
+        for m in re.findall(
+            r'<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)" rx="8"/>', svg
+        )
     ]
 
 
@@ -99,6 +125,6 @@ def test_boxes_do_not_overlap_and_routed_arrows_cross_no_box() -> None:
 def test_the_svg_is_labelled_for_screen_readers_and_shows_counts() -> None:
     svg = str(diagram.render(SIX_STEPS, FLOW))
     assert 'role="img" aria-labelledby="dg-title dg-desc"' in svg
-    assert "<title id=\"dg-title\">Stages and transitions of From eBook to demo</title>" in svg
+    assert '<title id="dg-title">Stages and transitions of From eBook to demo</title>' in svg
     assert '<text class="live" x="' in svg and ">4</text>" in svg
     assert "5 · 50%" in svg and "1 · 10%" in svg

@@ -51,8 +51,7 @@ def test_the_diagram_shows_each_stage_with_its_count_and_each_transition_with_it
     assert "read_ebook: 1 now, 3 entered" in svg  # bob waits; ada moved on; cy left
     assert "watched_video1: 1 now, 1 entered" in svg
     assert (
-        "on video_watched where video = explainer-1, percent ≥ 50 → watched_video1: 1 · 33%"
-        in svg
+        "on video_watched where video = explainer-1, percent ≥ 50 → watched_video1: 1 · 33%" in svg
     )
     assert svg.count('class="edge event"') == 6 and svg.count('class="edge timeout"') == 5
     page = text_of(html)
@@ -61,7 +60,9 @@ def test_the_diagram_shows_each_stage_with_its_count_and_each_transition_with_it
 
 
 def test_check_lists_problems_with_line_numbers_without_javascript(client: FlaskClient) -> None:
-    typo = SOURCE.replace("    transitions:\n      - {on: quiz_taken", "    transitons:\n      - {on: quiz_taken")
+    typo = SOURCE.replace(
+        "    transitions:\n      - {on: quiz_taken", "    transitons:\n      - {on: quiz_taken"
+    )
     line = typo.splitlines().index("    transitons:") + 1
 
     response = post(client, EDIT, {"source": typo, "action": "check"})
@@ -83,9 +84,10 @@ def test_the_validation_endpoint_uses_the_cli_validator(client: FlaskClient) -> 
 
     [problem] = answer["problems"]
     assert answer["ok"] is False
-    assert problem["line"] == broken.splitlines().index(
-        "    emails: [{template: quiz-invitation, after: 1h}]"
-    ) + 1
+    assert (
+        problem["line"]
+        == broken.splitlines().index("    emails: [{template: quiz-invitation, after: 1h}]") + 1
+    )
     assert "quiz-invitation" in problem["message"] and problem["stage"] == "watched_video1"
     fine = client.post("/console/validate", json={"source": SOURCE}, headers={"X-CSRFToken": token})
     assert fine.get_json() == {"ok": True, "problems": []}
@@ -104,7 +106,9 @@ def test_a_draft_is_kept_but_not_versioned(app: Flask, client: FlaskClient) -> N
 def test_save_makes_a_version_that_is_not_live_until_published(
     app: Flask, client: FlaskClient
 ) -> None:
-    changed = SOURCE.replace("{template: demo-invite, after: 1d}", "{template: demo-invite, after: 2d}")
+    changed = SOURCE.replace(
+        "{template: demo-invite, after: 1d}", "{template: demo-invite, after: 2d}"
+    )
     saved = post(client, EDIT, {"source": changed, "action": "save"})
     assert saved.headers["Location"] == "/console/funnels/b2b-nurture/versions/2"
     page = text_of(client.get(saved.headers["Location"]).get_data(as_text=True))
@@ -124,7 +128,9 @@ def test_save_refuses_an_invalid_definition_or_another_funnels_key(
 ) -> None:
     invalid = post(client, EDIT, {"source": "key: b2b-nurture\n", "action": "save"})
     assert invalid.status_code == 422 and "problems to fix" in invalid.get_data(as_text=True)
-    renamed = post(client, EDIT, {"source": SOURCE.replace("key: b2b-nurture", "key: other"), "action": "save"})
+    renamed = post(
+        client, EDIT, {"source": SOURCE.replace("key: b2b-nurture", "key: other"), "action": "save"}
+    )
     assert renamed.status_code == 422
     assert "but this is the funnel b2b-nurture" in renamed.get_data(as_text=True)
     assert len(versions(app)) == 1
@@ -146,7 +152,9 @@ def test_publish_is_refused_in_plain_words_when_it_would_strand_contacts(
     )
     assert "moved: {watched_video1: <stage>}" in page
     refused = post(client, "/console/funnels/b2b-nurture/versions/2/publish")
-    assert "cannot be published yet" in text_of(client.get(refused.headers["Location"]).get_data(as_text=True))
+    assert "cannot be published yet" in text_of(
+        client.get(refused.headers["Location"]).get_data(as_text=True)
+    )
     assert versions(app)[1].published_at is None
 
     moved = without.replace("stages:\n", "moved: {watched_video1: took_quiz}\nstages:\n")
@@ -154,7 +162,9 @@ def test_publish_is_refused_in_plain_words_when_it_would_strand_contacts(
     page = text_of(client.get("/console/funnels/b2b-nurture/versions/3").get_data(as_text=True))
     assert "1 contact in the removed stage “watched_video1” will move to “took_quiz”." in page
     post(client, "/console/funnels/b2b-nurture/versions/3/publish")
-    assert "1 contact moved out of removed stages" in text_of(client.get("/console/funnels/b2b-nurture").get_data(as_text=True))
+    assert "1 contact moved out of removed stages" in text_of(
+        client.get("/console/funnels/b2b-nurture").get_data(as_text=True)
+    )
 
 
 def test_the_diff_shows_the_changed_lines_between_any_two_versions(client: FlaskClient) -> None:
@@ -166,7 +176,9 @@ def test_the_diff_shows_the_changed_lines_between_any_two_versions(client: Flask
     assert '<span class="del"><del>-priority: 10</del>' in html
     assert '<span class="add"><ins>+priority: 30</ins>' in html
     assert "priority: 20" not in html
-    assert "same version twice" in client.get("/console/funnels/b2b-nurture/diff?a=2&b=2").get_data(as_text=True)
+    assert "same version twice" in client.get("/console/funnels/b2b-nurture/diff?a=2&b=2").get_data(
+        as_text=True
+    )
 
 
 def test_a_new_funnel_starts_from_a_valid_starter_and_is_saved_as_version_one(
@@ -174,7 +186,9 @@ def test_a_new_funnel_starts_from_a_valid_starter_and_is_saved_as_version_one(
 ) -> None:
     page = client.get("/console/funnels/new").get_data(as_text=True)
     starter = re.search(r"<textarea[^>]*>(.*?)</textarea>", page, re.S).group(1)  # type: ignore[union-attr]
-    checked = post(client, "/console/funnels/new", {"source": starter.replace("&#39;", "'"), "action": "check"})
+    checked = post(
+        client, "/console/funnels/new", {"source": starter.replace("&#39;", "'"), "action": "check"}
+    )
     assert "No problems: this definition is valid." in checked.get_data(as_text=True)
 
     saved = post(client, "/console/funnels/new", {"source": starter, "action": "save"})
@@ -194,4 +208,6 @@ def test_simulate_shows_the_simulators_summary(client: FlaskClient) -> None:
 
 def test_an_unknown_funnel_is_a_plain_404(client: FlaskClient) -> None:
     response = client.get("/console/funnels/nope")
-    assert response.status_code == 404 and "There is nothing here" in response.get_data(as_text=True)
+    assert response.status_code == 404 and "There is nothing here" in response.get_data(
+        as_text=True
+    )

@@ -12,10 +12,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.conftest import make_test_app
 from tests.console_support import MONDAY, logged_in, post
 from tests.helpers import TEMPLATES, subscribe
 from tests.support.smtp import SmtpSink
-from tests.conftest import make_test_app
 
 
 @pytest.fixture
@@ -49,10 +49,25 @@ def test_it_previews_against_the_sample_contact(client: FlaskClient) -> None:
     assert "Hi Ada," in page  # the text part
 
 
+def test_the_double_opt_in_email_previews_and_saves_too(
+    client: FlaskClient, templates_dir: Path
+) -> None:
+    page = unescape(client.get("/console/templates/confirm-subscription").get_data(as_text=True))
+    assert 'Please confirm your "newsletter" subscription' in page
+
+    html = client.get("/console/templates/confirm-subscription/edit").get_data(as_text=True)
+    source = unescape(html.split('name="html"')[1].split(">", 1)[1].split("</textarea>")[0])
+    saved = post(client, "/console/templates/confirm-subscription/edit", {"html": source})
+    assert saved.status_code == 302
+    assert (templates_dir / "confirm-subscription.txt").exists()  # no text field: kept
+
+
 def test_it_previews_against_a_real_contact(app: Flask, client: FlaskClient) -> None:
     subscribe(app.extensions["nurture.sessions"], "bob@example.com", MONDAY, first_name="Bob")
     page = unescape(
-        client.get("/console/templates/ebook-welcome?contact=BOB@example.com").get_data(as_text=True)
+        client.get("/console/templates/ebook-welcome?contact=BOB@example.com").get_data(
+            as_text=True
+        )
     )
     assert "is here, Bob" in page and "Preview for bob@example.com" in page
 
@@ -71,7 +86,9 @@ def test_an_edit_that_does_not_render_is_refused_with_the_reason(
     client: FlaskClient, templates_dir: Path
 ) -> None:
     before = (templates_dir / "quiz-invite.html").read_text()
-    broken = before.replace("{% endblock %}", "{{ contact.first_name | nosuchfilter }}{% endblock %}")
+    broken = before.replace(
+        "{% endblock %}", "{{ contact.first_name | nosuchfilter }}{% endblock %}"
+    )
 
     response = post(client, "/console/templates/quiz-invite/edit", {"html": broken, "text": ""})
 
@@ -84,7 +101,9 @@ def test_an_edit_that_does_not_render_is_refused_with_the_reason(
 def test_a_layout_edit_is_checked_against_every_email(
     client: FlaskClient, templates_dir: Path
 ) -> None:
-    broken = (templates_dir / "_layout.html").read_text().replace("{{ unsubscribe_url }}", "{{ nope }}")
+    broken = (
+        (templates_dir / "_layout.html").read_text().replace("{{ unsubscribe_url }}", "{{ nope }}")
+    )
     response = post(client, "/console/templates/_layout/edit", {"html": broken})
     assert response.status_code == 422 and "nope" in response.get_data(as_text=True)
 
@@ -108,7 +127,10 @@ def test_a_test_send_reaches_the_typed_address_with_a_test_subject(
     sqlite_url: str, templates_dir: Path, smtp_sink: SmtpSink
 ) -> None:
     app = make_test_app(
-        sqlite_url, TEMPLATES_DIR=str(templates_dir), SMTP_HOST=smtp_sink.host, SMTP_PORT=smtp_sink.port
+        sqlite_url,
+        TEMPLATES_DIR=str(templates_dir),
+        SMTP_HOST=smtp_sink.host,
+        SMTP_PORT=smtp_sink.port,
     )
     client = logged_in(app)
 
@@ -128,7 +150,10 @@ def test_a_failed_test_send_says_why(
     sqlite_url: str, templates_dir: Path, smtp_sink: SmtpSink
 ) -> None:
     app = make_test_app(
-        sqlite_url, TEMPLATES_DIR=str(templates_dir), SMTP_HOST=smtp_sink.host, SMTP_PORT=smtp_sink.port
+        sqlite_url,
+        TEMPLATES_DIR=str(templates_dir),
+        SMTP_HOST=smtp_sink.host,
+        SMTP_PORT=smtp_sink.port,
     )
     smtp_sink.reply_rcpt("gone@example.com", "550 5.1.1 No such user")
     client = logged_in(app)

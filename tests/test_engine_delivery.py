@@ -168,3 +168,19 @@ def test_it_fails_a_message_whose_template_cannot_render_and_sends_nothing(sessi
     assert smtp_sink.messages == []
     broken = messages(sessions, ADA)[0]
     assert broken.status == "failed" and "company_name" in broken.reason
+
+
+def test_it_picks_up_an_edited_template_without_a_restart(tmp_path):
+    import os
+    import shutil
+
+    from app.delivery.render import sample_context
+
+    for name in ("_layout.html", "ebook-welcome.html"):
+        shutil.copy(ROOT / "templates" / "email" / name, tmp_path / name)
+    templates = Templates(tmp_path)
+    assert templates.render("ebook-welcome", sample_context()).subject.startswith("Your copy")
+    path = tmp_path / "ebook-welcome.html"
+    path.write_text(path.read_text().replace("Your copy of", "Here is"))
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))  # a later mtime, as an edit has
+    assert templates.render("ebook-welcome", sample_context()).subject.startswith("Here is")

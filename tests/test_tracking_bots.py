@@ -10,7 +10,16 @@ import pytest
 from app.services.tracking import Hit, bot_reason
 from tests.helpers import enrollment
 from tests.tracking_helpers import (
-    ADA, BROWSER, EXPLAINER, MONDAY, clock, events, hits, link, pixel, send_invite,
+    ADA,
+    BROWSER,
+    EXPLAINER,
+    MONDAY,
+    clock,
+    events,
+    hits,
+    link,
+    pixel,
+    send_invite,
 )
 
 LATER = MONDAY + timedelta(minutes=5)
@@ -40,11 +49,16 @@ def test_it_counts_a_click_at_delivery_as_a_scanner_and_moves_no_one(
     [
         (SCANNER, "scanner user agent (barracuda)"),
         ("python-requests/2.31", "scanner user agent (python-requests)"),
-        ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) BingPreview/1.0b", "scanner user agent (bingpreview)"),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) BingPreview/1.0b",
+            "scanner user agent (bingpreview)",
+        ),
         ("", "no user agent"),
     ],
 )
-def test_it_counts_a_known_scanner_apart(app, sessions, settings, smtp_sink, monkeypatch, agent, reason):
+def test_it_counts_a_known_scanner_apart(
+    app, sessions, settings, smtp_sink, monkeypatch, agent, reason
+):
     path = click_path(sessions, settings, smtp_sink)
     clock(monkeypatch, LATER)
     response = app.test_client().get(path, headers={"User-Agent": agent})
@@ -55,7 +69,9 @@ def test_it_counts_a_known_scanner_apart(app, sessions, settings, smtp_sink, mon
     assert enrollment(sessions, ADA).stage_key == "invited"
 
 
-def test_it_takes_a_head_request_for_a_link_checker(app, sessions, settings, smtp_sink, monkeypatch):
+def test_it_takes_a_head_request_for_a_link_checker(
+    app, sessions, settings, smtp_sink, monkeypatch
+):
     path = click_path(sessions, settings, smtp_sink)
     clock(monkeypatch, LATER)
     assert app.test_client().head(path, headers={"User-Agent": BROWSER}).status_code == 302
@@ -72,15 +88,21 @@ def test_it_takes_a_burst_of_clicks_for_a_scanner(app, sessions, settings, smtp_
         clock(monkeypatch, LATER + timedelta(seconds=second))
         assert client.get(path, headers={"User-Agent": BROWSER}).status_code == 302
     assert [(h.bot, h.reason) for h in hits(sessions)] == [
-        (False, None), (False, None), (True, "3 clicks within 5s"),
+        (False, None),
+        (False, None),
+        (True, "3 clicks within 5s"),
     ]
     assert len(events(sessions, "email_clicked")) == 2
 
 
-def test_it_takes_the_gmail_image_proxy_for_a_reader(app, sessions, settings, smtp_sink, monkeypatch):
+def test_it_takes_the_gmail_image_proxy_for_a_reader(
+    app, sessions, settings, smtp_sink, monkeypatch
+):
     received = send_invite(sessions, settings, smtp_sink)
     clock(monkeypatch, LATER)
-    agent = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+    agent = (
+        "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+    )
     response = app.test_client().get(urlparse(pixel(received)).path, headers={"User-Agent": agent})
     assert response.status_code == 200
     [hit] = hits(sessions)

@@ -14,7 +14,16 @@ from app.services import tracking as tracking_svc
 from tests.conftest import make_test_app
 from tests.helpers import enrollment, messages
 from tests.tracking_helpers import (
-    ADA, BROWSER, EXPLAINER, MONDAY, clock, events, hits, link, pixel, send_invite,
+    ADA,
+    BROWSER,
+    EXPLAINER,
+    MONDAY,
+    clock,
+    events,
+    hits,
+    link,
+    pixel,
+    send_invite,
 )
 
 LATER = MONDAY + timedelta(minutes=5)
@@ -38,13 +47,20 @@ def test_it_redirects_a_click_on_a_sent_link_and_moves_the_contact(
     assert (quiz.template, quiz.due_at) == ("quiz-invite", LATER + timedelta(hours=1))
     [clicked] = events(sessions, "email_clicked")
     assert clicked.properties == {
-        "url": EXPLAINER, "template": "video1-invite", "funnel": "click-through",
-        "stage": "invited", "message_id": invite.id,
+        "url": EXPLAINER,
+        "template": "video1-invite",
+        "funnel": "click-through",
+        "stage": "invited",
+        "message_id": invite.id,
     }
     assert (clicked.occurred_at, clicked.source) == (LATER, "tracking")
     [hit] = hits(sessions)
     assert (hit.kind, hit.url, hit.bot, hit.event_id, hit.user_agent) == (
-        "click", EXPLAINER, False, clicked.id, BROWSER
+        "click",
+        EXPLAINER,
+        False,
+        clicked.id,
+        BROWSER,
     )
 
 
@@ -92,8 +108,13 @@ def test_it_refuses_a_link_to_a_host_that_was_not_in_the_email(app, sessions, se
     # A token for that host signed with another key, and one for javascript: signed with
     # ours (only a leaked key could make one; the route still refuses to follow it).
     forged = tokens.make("link", "not-our-key", invite.contact_id, invite.id, evil[2])
-    script = tokens.make("link", app.config["SECRET_KEY"], invite.contact_id, invite.id,
-                         "javascript:alert(document.cookie)")
+    script = tokens.make(
+        "link",
+        app.config["SECRET_KEY"],
+        invite.contact_id,
+        invite.id,
+        "javascript:alert(document.cookie)",
+    )
     for bad in (f"{swapped}.{signature}", forged, script):
         response = client.get(f"/l/{bad}", headers={"User-Agent": BROWSER})
         assert response.status_code == 404
@@ -132,3 +153,15 @@ def test_it_redirects_a_link_whose_message_is_gone_without_recording_it(app, ses
     response = app.test_client().get(f"/l/{token}", headers={"User-Agent": BROWSER})
     assert (response.status_code, response.headers["Location"]) == (302, EXPLAINER)
     assert hits(sessions) == []
+
+
+def test_it_follows_links_signed_before_a_key_rotation(db_url):
+    app = make_test_app(db_url, SECRET_KEY="the-new-key", SECRET_KEY_FALLBACKS=["the-old-key"])
+    try:
+        client = app.test_client()
+        old = tokens.make("link", "the-old-key", 1, 1, EXPLAINER)
+        gone = tokens.make("link", "a-key-no-longer-kept", 1, 1, EXPLAINER)
+        assert client.get(f"/l/{old}", headers={"User-Agent": BROWSER}).status_code == 302
+        assert client.get(f"/l/{gone}", headers={"User-Agent": BROWSER}).status_code == 404
+    finally:
+        app.extensions["nurture.engine"].dispose()

@@ -22,7 +22,7 @@ def test_it_changes_only_the_href_values_of_links():
     source = (
         "<!doctype html>\r\n<html><body>\r\n"
         '<p>Hi,\t<A class="b" HREF=\'https://example.com/a?x=1&amp;y=2\' style="x">one</A></p>\n'
-        '<a\n   title=\'href="https://example.com/fake"\' href=https://example.com/b>two</a>\n'
+        "<a\n   title='href=\"https://example.com/fake\"' href=https://example.com/b>two</a>\n"
         '<a href = "https://example.com/c" />é\n'
         "</body></html>\n"
     )
@@ -45,9 +45,19 @@ def test_it_leaves_links_in_comments_scripts_and_styles_alone():
     assert out == source.replace('"https://example.com/real"', '"W(https://example.com/real)"')
 
 
+def test_it_does_not_take_text_inside_an_attribute_or_an_unclosed_comment_for_a_link():
+    source = (
+        '<img alt="<a href=\'https://example.com/alt\'>" src="x.png">'
+        '<p>1 < 2 and <a href="https://example.com/real">real</a></p>'
+        '<!-- never closed <a href="https://example.com/commented">'
+    )
+    out = rewrite_links(source, wrap_all)
+    assert out == source.replace('"https://example.com/real"', '"W(https://example.com/real)"')
+
+
 def test_it_rewrites_only_the_first_href_of_a_tag_and_escapes_what_it_writes():
     source = '<a href="https://example.com/1" href="https://example.com/2">x</a>'
-    out = rewrite_links(source, lambda url: f"{url}?a=1&b=\"2\"")
+    out = rewrite_links(source, lambda url: f'{url}?a=1&b="2"')
     assert out == (
         '<a href="https://example.com/1?a=1&amp;b=&quot;2&quot;" href="https://example.com/2">x</a>'
     )
@@ -62,7 +72,9 @@ def test_it_passes_the_decoded_url_to_be_wrapped():
 @pytest.mark.parametrize(
     "url",
     [
-        "https://example.com/", "http://example.com/path?q=1#frag", "HTTPS://Example.COM/x",
+        "https://example.com/",
+        "http://example.com/path?q=1#frag",
+        "HTTPS://Example.COM/x",
     ],
 )
 def test_it_takes_http_and_https_urls_as_safe_targets(url):
@@ -72,10 +84,20 @@ def test_it_takes_http_and_https_urls_as_safe_targets(url):
 @pytest.mark.parametrize(
     "url",
     [
-        "javascript:alert(1)", "JavaScript:alert(1)", "data:text/html,<script>1</script>",
-        "mailto:ada@example.com", "tel:+441234", "#top", "/relative", "//example.com/x",
-        "https:///no-host", "https://exa mple.com/", "https://example.com/\nLocation: x",
-        "ftp://example.com/file", "", "https://[::1/",
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        "data:text/html,<script>1</script>",
+        "mailto:ada@example.com",
+        "tel:+441234",
+        "#top",
+        "/relative",
+        "//example.com/x",
+        "https:///no-host",
+        "https://exa mple.com/",
+        "https://example.com/\nLocation: x",
+        "ftp://example.com/file",
+        "",
+        "https://[::1/",
     ],
 )
 def test_it_refuses_anything_else_as_a_target(url):
@@ -110,22 +132,36 @@ def test_it_instruments_an_email_with_signed_links_and_a_pixel():
         '<a href="javascript:alert(1)">js</a>'
         "</body></html>"
     )
-    out = instrument(rendered(html), public_url=PUBLIC + "/", secret_key=SECRET, contact_id=7,
-                     message_id=42)
+    out = instrument(
+        rendered(html), public_url=PUBLIC + "/", secret_key=SECRET, contact_id=7, message_id=42
+    )
 
     [link] = re.findall(rf'href="{PUBLIC}/l/([^"]+)"', out.html)
-    assert tokens.read("link", link, SECRET) == tokens.TokenData(7, 42, "https://example.com/videos/explainer-1")
+    assert tokens.read("link", link, SECRET) == tokens.TokenData(
+        7, 42, "https://example.com/videos/explainer-1"
+    )
     [pixel] = re.findall(rf'<img src="{PUBLIC}/o/([^"]+)"', out.html)
     assert tokens.read("open", pixel, SECRET) == tokens.TokenData(7, 42)
-    for untouched in (f"{PUBLIC}/u/unsub-token", f"{PUBLIC}/p/pref-token", "mailto:hello@example.com",
-                      "#top", "javascript:alert(1)"):
+    for untouched in (
+        f"{PUBLIC}/u/unsub-token",
+        f"{PUBLIC}/p/pref-token",
+        "mailto:hello@example.com",
+        "#top",
+        "javascript:alert(1)",
+    ):
         assert f'href="{untouched}"' in out.html
     assert (out.subject, out.text) == ("s", "t")
 
 
 def test_it_signs_with_the_current_key_so_links_survive_a_rotation():
-    out = instrument(rendered('<a href="https://example.com/">x</a>'), public_url=PUBLIC,
-                     secret_key="new", contact_id=1, message_id=2, fallbacks=["old"])
+    out = instrument(
+        rendered('<a href="https://example.com/">x</a>'),
+        public_url=PUBLIC,
+        secret_key="new",
+        contact_id=1,
+        message_id=2,
+        fallbacks=["old"],
+    )
     [link] = re.findall(rf'href="{PUBLIC}/l/([^"]+)"', out.html)
     assert tokens.read("link", link, "new") is not None
     assert tokens.read("link", link, "old") is None

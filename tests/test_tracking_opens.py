@@ -25,20 +25,27 @@ def test_it_records_an_open_as_an_estimate_that_funnels_can_use(
     [opened] = events(sessions, "email_opened")
     [invite, *_] = messages(sessions, ADA)
     assert opened.properties == {
-        "template": "video1-invite", "funnel": "click-through", "stage": "invited",
-        "message_id": invite.id, "estimate": True,
+        "template": "video1-invite",
+        "funnel": "click-through",
+        "stage": "invited",
+        "message_id": invite.id,
+        "estimate": True,
     }
     assert enrollment(sessions, ADA).stage_key == "opened"
 
 
-def test_it_makes_an_event_of_the_first_human_open_only(app, sessions, settings, smtp_sink, monkeypatch):
+def test_it_makes_an_event_of_the_first_human_open_only(
+    app, sessions, settings, smtp_sink, monkeypatch
+):
     path = urlparse(pixel(send_invite(sessions, settings, smtp_sink))).path
     client = app.test_client()
     for minutes in (0, 60, 61):  # a prefetch at delivery, then the reader, then again
         clock(monkeypatch, MONDAY + timedelta(minutes=minutes, seconds=2))
         assert client.get(path, headers={"User-Agent": BROWSER}).status_code == 200
     assert [(h.bot, h.event_id is not None) for h in hits(sessions)] == [
-        (True, False), (False, True), (False, False),
+        (True, False),
+        (False, True),
+        (False, False),
     ]
     assert len(events(sessions, "email_opened")) == 1
 

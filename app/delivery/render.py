@@ -67,12 +67,25 @@ class Templates:
             keep_trailing_newline=True,
         )
         self._text_env = Environment(undefined=StrictUndefined, autoescape=False)
-        self._cache: dict[str, _Compiled] = {}
+        # name -> (file stamps when compiled, compiled): an edit in the console reaches
+        # a running worker at its next render, without a restart. Layouts pulled in
+        # with {% extends %} are reloaded by Jinja itself (auto_reload).
+        self._cache: dict[str, tuple[tuple[float, ...], _Compiled]] = {}
+
+    def _stamps(self, name: str) -> tuple[float, ...]:
+        stamps = []
+        for suffix in (".html", ".txt"):
+            try:
+                stamps.append((self.directory / f"{name}{suffix}").stat().st_mtime)
+            except FileNotFoundError:
+                stamps.append(-1.0)
+        return tuple(stamps)
 
     def _compile(self, name: str) -> _Compiled:
+        stamps = self._stamps(name)
         cached = self._cache.get(name)
-        if cached is not None:
-            return cached
+        if cached is not None and cached[0] == stamps:
+            return cached[1]
         path = self.directory / f"{name}.html"
         if not path.exists():
             raise TemplateProblem(f"template '{name}' does not exist ({path.name} is missing)")
@@ -98,7 +111,7 @@ class Templates:
             )
         except TemplateError as exc:
             raise TemplateProblem(f"template '{name}': {exc}") from None
-        self._cache[name] = compiled
+        self._cache[name] = (stamps, compiled)
         return compiled
 
     def render(self, name: str, context: dict[str, Any]) -> Rendered:

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
-from app.engine.conditions import describe, impossible
+from app.engine.conditions import describe, impossible, unseen_kinds
 from app.engine.durations import format_duration, parse_day, parse_days, parse_duration, parse_time
 from app.engine.model import Condition, FunnelDef, Stage
 
@@ -40,7 +40,12 @@ class Finding(NamedTuple):
 
 @cache
 def _validator() -> Draft202012Validator:
-    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    return make_validator(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
+
+
+def make_validator(schema: Mapping[str, Any]) -> Draft202012Validator:
+    """A validator for ``schema`` with the formats and plain words funnels use (segment
+    definitions share them)."""
     return Draft202012Validator(schema, format_checker=_formats())
 
 
@@ -111,9 +116,14 @@ def _did_you_mean(word: str, known: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def schema_findings(data: Mapping[str, Any]) -> Iterator[Finding]:
-    """Yield the definition's shape problems: missing, unknown or malformed fields."""
-    for error in _validator().iter_errors(data):
+def schema_findings(
+    data: Mapping[str, Any], validator: Draft202012Validator | None = None
+) -> Iterator[Finding]:
+    """Yield the definition's shape problems: missing, unknown or malformed fields.
+
+    ``validator`` defaults to the funnel schema's.
+    """
+    for error in (validator or _validator()).iter_errors(data):
         yield from _translate(error)
 
 
@@ -217,12 +227,18 @@ def as_list(value: Any) -> list[Any]:
 
 
 def semantic_findings(
-    funnel: FunnelDef, raw: Mapping[str, Any], templates: Collection[str] | None = None
+    funnel: FunnelDef,
+    raw: Mapping[str, Any],
+    templates: Collection[str] | None = None,
+    *,
+    attribute_kinds: Mapping[str, Collection[str]] | None = None,
 ) -> list[Finding]:
     """Return what makes a well-formed definition wrong: each finding names its stage.
 
     ``raw`` is the data the funnel was built from: its stage and list indexes match
     the funnel's, and it keeps durations as written (``14d`` rather than ``2w``).
+    ``attribute_kinds`` (contact attribute -> kinds of value seen so far) lets
+    ``contact.<attribute>`` conditions be checked against the contacts; None: don't.
     """
     texts = _Texts(raw)
     findings = [
@@ -234,9 +250,11 @@ def semantic_findings(
         *_dead_ends(funnel),
         *_never_matching(funnel, raw),
         *_repeated_events(funnel),
+        *_repeated_segments(funnel),
         *_timeouts(funnel, texts),
         *_caps(funnel, texts),
         *_send_window(raw),
+        *_attribute_kinds(funnel, raw, attribute_kinds),
     ]
     return findings
 
@@ -378,6 +396,43 @@ def _repeated_events(funnel: FunnelDef) -> Iterator[Finding]:
                 )
                 yield Finding(("stages", i, "transitions", j), message, stage.key)
             earlier.setdefault(trigger, transition.to)
+
+
+def _repeated_segments(funnel: FunnelDef) -> Iterator[Finding]:
+    for i, stage in enumerate(funnel.stages):
+        earlier: dict[str, str] = {}
+        for j, transition in enumerate(stage.transitions):
+            if transition.segment is None:
+                continue
+            if transition.segment in earlier:
+                message = (
+                    f"stage '{stage.key}' already moves contacts to "
+                    f"'{earlier[transition.segment]}' when they join segment "
+                    f"'{transition.segment}', so this one never happens"
+                )
+                yield Finding(("stages", i, "transitions", j), message, stage.key)
+            earlier.setdefault(transition.segment, transition.to)
+
+
+def _attribute_kinds(
+    funnel: FunnelDef, raw: Mapping[str, Any], kinds: Mapping[str, Collection[str]] | None
+) -> Iterator[Finding]:
+    if kinds is None:
+        return
+    places: list[tuple[PathT, tuple[Condition, ...], str | None]] = [
+        (("entry", "where"), funnel.entry.where, None)
+    ]
+    exit_path: PathT = ("exit",) if isinstance(raw.get("exit"), Mapping) else ()
+    for k, goal in enumerate(funnel.exits):
+        places.append(((*(exit_path or ("exit", k)), "where"), goal.where, None))
+    for i, stage in enumerate(funnel.stages):
+        for j, transition in enumerate(stage.transitions):
+            if transition.on is not None:
+                path: PathT = ("stages", i, "transitions", j, "where")
+                places.append((path, transition.on.where, stage.key))
+    for path, conditions, stage_key in places:
+        for condition, reason in unseen_kinds(conditions, kinds):
+            yield Finding((*path, condition.path), f"{reason}, so it never matches", stage_key)
 
 
 def _timeouts(funnel: FunnelDef, texts: _Texts) -> Iterator[Finding]:

@@ -6,7 +6,7 @@ property or a value of the wrong type is simply "no match".
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from app.engine.model import OPERATORS, Condition
@@ -36,6 +36,12 @@ def _lookup(path: str, properties: Mapping[str, Any], contact: Mapping[str, Any]
     if path.startswith(CONTACT_PREFIX):
         return _dig(contact, path[len(CONTACT_PREFIX) :])
     return _dig(properties, path)
+
+
+def value_at(data: Mapping[str, Any], path: str) -> Any:
+    """The value at a (dotted) property path, or None where there is none."""
+    found = _dig(data, path)
+    return None if found is _MISSING else found
 
 
 def _dig(data: Any, path: str) -> Any:
@@ -225,3 +231,55 @@ def _unique(values: Iterable[Any]) -> list[Any]:
 def _join(values: list[Any]) -> str:
     described = [describe(v) for v in values]
     return ", ".join(described[:-1]) + " and " + described[-1]
+
+
+# Attribute kinds, as `attribute_kind` names them and `unseen_kinds` compares them.
+_KIND_WORDS = {"text": "text", "number": "a number", "boolean": "true or false", "list": "a list"}
+
+
+def attribute_kind(value: Any) -> str:
+    """The kind of a contact attribute's value: text, number, boolean, list or other."""
+    if isinstance(value, bool):
+        return "boolean"
+    if is_number(value):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    return "list" if isinstance(value, (list, tuple)) else "other"
+
+
+def unseen_kinds(
+    conditions: Iterable[Condition], kinds: Mapping[str, Collection[str]]
+) -> list[tuple[Condition, str]]:
+    """Conditions on ``contact.<attribute>`` that cannot match any value of the kinds
+    seen so far for that attribute (``kinds``: attribute -> kinds), with the reason.
+
+    Attributes with no known kinds are not judged: they may simply be new.
+    """
+    found = []
+    for condition in conditions:
+        name = condition.path.removeprefix(CONTACT_PREFIX).split(".")[0]
+        seen = kinds.get(name) if condition.path.startswith(CONTACT_PREFIX) else None
+        wanted = _wanted_kinds(condition)
+        if not seen or wanted is None or wanted & set(seen):
+            continue
+        have = " or ".join(_KIND_WORDS.get(k, k) for k in sorted(seen))
+        want = " or ".join(_KIND_WORDS.get(k, k) for k in sorted(wanted))
+        found.append(
+            (condition, f"'{condition.path}' is {have} in every contact so far, never {want}")
+        )
+    return found
+
+
+def _wanted_kinds(condition: Condition) -> set[str] | None:
+    """The attribute kinds a condition can match; None when any kind may match (ne)."""
+    op, value = condition.op, condition.value
+    if op in _BOUND_WORDS:
+        return {"number"}
+    if op == "contains":
+        return {"text", "list"} if isinstance(value, str) else {"list"}
+    if op == "eq":
+        return {attribute_kind(value)}
+    if op == "in" and isinstance(value, (list, tuple)):
+        return {attribute_kind(v) for v in value}
+    return None

@@ -68,30 +68,48 @@ class ValidationResult:
         return not self.problems
 
 
-def validate_text(text: str, *, templates: Collection[str] | None = None) -> ValidationResult:
+def validate_text(
+    text: str,
+    *,
+    templates: Collection[str] | None = None,
+    attribute_kinds: Mapping[str, Collection[str]] | None = None,
+) -> ValidationResult:
     """Validate a YAML or JSON definition; JSON goes through the YAML loader to get lines.
 
-    ``templates`` is the set of email template names that exist (None: don't check).
+    ``templates`` is the set of email template names that exist (None: don't check);
+    ``attribute_kinds`` the kinds of value seen per contact attribute (None: don't check).
     """
-    loaded = _load_yaml(text)
+    loaded = load_source(text, "funnel", "key, name, topic, entry and stages")
     if isinstance(loaded, Problem):
         return ValidationResult(None, (loaded,))
+    source, early = loaded
+    return _validate(source, early, templates, attribute_kinds=attribute_kinds)
+
+
+def load_source(text: str, noun: str, required: str) -> Problem | tuple[Source, list[Finding]]:
+    """Load one YAML or JSON document describing one ``noun`` (a funnel, a segment):
+    its Source and the duplicate keys found, or the Problem that stops it being read.
+
+    ``required`` names the fields an empty file is missing, for the message.
+    """
+    loaded = _load_yaml(text, noun)
+    if isinstance(loaded, Problem):
+        return loaded
     document, duplicates = loaded
     if document is None:
-        message = "the file is empty: a funnel needs at least key, name, topic, entry and stages"
-        return _fail(None, message)
+        return Problem(None, FILE_FIELD, f"the file is empty: a {noun} needs at least {required}")
     if not isinstance(document, Mapping):
         found = kind(document)
-        return _fail(
+        return Problem(
             _line_of_root(document) or 1,
-            f"the file should describe one funnel as fields (key: value), but it holds {found}",
+            FILE_FIELD,
+            f"the file should describe one {noun} as fields (key: value), but it holds {found}",
         )
     try:
         source = Source.from_document(document)
     except _TooBigError:
-        return _fail(None, TOO_BIG)
-    early = [_duplicate_finding(source, duplicate) for duplicate in duplicates]
-    return _validate(source, early, templates)
+        return Problem(None, FILE_FIELD, TOO_BIG)
+    return source, [_duplicate_finding(source, duplicate) for duplicate in duplicates]
 
 
 def validate_data(
@@ -130,12 +148,17 @@ def _validate(
     templates: Collection[str] | None,
     *,
     semantics: bool = True,
+    attribute_kinds: Mapping[str, Collection[str]] | None = None,
 ) -> ValidationResult:
     shape = early + list(schema_findings(source.data))
     if shape:  # without the right shape there is no FunnelDef to check the meaning of
         return ValidationResult(None, source.problems(shape))
     funnel = build(source.data)
-    meaning = semantic_findings(funnel, source.data, templates) if semantics else []
+    meaning = (
+        semantic_findings(funnel, source.data, templates, attribute_kinds=attribute_kinds)
+        if semantics
+        else []
+    )
     if meaning:
         return ValidationResult(None, source.problems(meaning))
     return ValidationResult(funnel, ())
@@ -301,7 +324,7 @@ _RecordingConstructor.add_constructor(
 Loaded = tuple[Any, list[tuple[Any, Any, int]]]
 
 
-def _load_yaml(text: str) -> Problem | Loaded:
+def _load_yaml(text: str, noun: str = "funnel") -> Problem | Loaded:
     """Return the document and its duplicate keys, or the Problem that stopped loading."""
     if len(text) > MAX_TEXT or _flow_depth(text) > 2 * MAX_DEPTH:
         # ruamel takes seconds over a few kilobytes of [[[[...: refuse before it starts.
@@ -313,7 +336,7 @@ def _load_yaml(text: str) -> Problem | Loaded:
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = None if mark is None else mark.line + 1
-        return Problem(line, FILE_FIELD, _yaml_message(error))
+        return Problem(line, FILE_FIELD, _yaml_message(error, noun))
     except YAMLError as error:
         return Problem(None, FILE_FIELD, f"the file is not valid YAML or JSON: {error}")
     except RecursionError:
@@ -337,12 +360,12 @@ def _flow_depth(text: str) -> int:
     return deepest
 
 
-def _yaml_message(error: MarkedYAMLError) -> str:
+def _yaml_message(error: MarkedYAMLError, noun: str) -> str:
     problem = str(error.problem or error.context or "it cannot be read").strip()
     if "'\\t'" in problem:
         return "tabs cannot indent YAML: use spaces"
     if "single document" in f"{error.context} {problem}":
-        return "the file holds more than one document (---): keep one funnel per file"
+        return f"the file holds more than one document (---): keep one {noun} per file"
     return f"the file is not valid YAML or JSON: {problem}"
 
 
@@ -378,11 +401,16 @@ def build(data: Mapping[str, Any]) -> FunnelDef:
 
 
 def _trigger(raw: Mapping[str, Any]) -> Trigger:
+    if "segment" in raw:
+        return Trigger("", segment=raw["segment"])
     return Trigger(raw["on"], parse_where(raw.get("where", {})))
 
 
 def _exit(raw: Mapping[str, Any]) -> Exit:
-    return Exit(raw["on"], parse_where(raw.get("where", {})), raw.get("as", "exited"))
+    label = raw.get("as", "exited")
+    if "segment" in raw:
+        return Exit("", as_=label, segment=raw["segment"])
+    return Exit(raw["on"], parse_where(raw.get("where", {})), label)
 
 
 def _stage(raw: Mapping[str, Any]) -> Stage:
@@ -396,6 +424,8 @@ def _stage(raw: Mapping[str, Any]) -> Stage:
 def _transition(raw: Mapping[str, Any]) -> Transition:
     if "on" in raw:
         return Transition(raw["to"], on=_trigger(raw))
+    if "if" in raw:
+        return Transition(raw["to"], segment=raw["if"]["segment"])
     return Transition(raw["to"], after=parse_duration(raw["after"]))
 
 

@@ -37,6 +37,26 @@ def entry_matches(
     return funnel.entry.on == event_type and matches(funnel.entry.where, properties, contact)
 
 
+def entry_on_segment(funnel: FunnelDef, segment: str) -> bool:
+    """Does joining `segment` enroll contacts in this funnel?"""
+    return funnel.entry.segment == segment
+
+
+def on_segment(funnel: FunnelDef, stage_key: str, segment: str) -> Step | None:
+    """What joining `segment` does to a contact in `stage_key`, with the same
+    precedence as events: exit goals first, then the first matching transition."""
+    for goal in funnel.exits:
+        if goal.segment == segment:
+            return ExitGoal(goal.as_)
+    stage = funnel.stage(stage_key)
+    if stage is None:
+        return None
+    for transition in stage.transitions:
+        if transition.segment == segment:
+            return Move(transition.to)
+    return None
+
+
 def on_event(
     funnel: FunnelDef,
     stage_key: str,
@@ -80,4 +100,3 @@ def schedule(
     if stage is None:
         return []
     return [(i, e.template, entered_at + e.after) for i, e in enumerate(stage.emails)]
-

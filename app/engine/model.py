@@ -31,19 +31,26 @@ class Condition:
 
 @dataclass(frozen=True)
 class Trigger:
-    """An event type plus the conditions its properties must meet (all of them)."""
+    """An event type plus the conditions its properties must meet (all of them).
+
+    With ``segment`` set, the trigger is joining that segment instead (``on`` is then
+    empty, which no event type can be).
+    """
 
     on: str
     where: tuple[Condition, ...] = ()
+    segment: str | None = None
 
 
 @dataclass(frozen=True)
 class Exit:
-    """An exit goal: the matching event ends the enrollment with label ``as_``."""
+    """An exit goal: the matching event (or joining ``segment``) ends the enrollment
+    with label ``as_``."""
 
     on: str
     where: tuple[Condition, ...] = ()
     as_: str = "exited"
+    segment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,11 +89,13 @@ class EmailStep:
 
 @dataclass(frozen=True)
 class Transition:
-    """Either ``on`` (an event trigger) or ``after`` (a timeout), plus ``to``."""
+    """``on`` (an event trigger), ``after`` (a timeout) or ``segment`` (joining that
+    segment: ``if: {segment: key}`` in the syntax), plus ``to``."""
 
     to: str
     on: Trigger | None = None
     after: timedelta | None = None
+    segment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +142,12 @@ class FunnelDef:
 
     def templates(self) -> set[str]:
         return {email.template for stage in self.stages for email in stage.emails}
+
+    def segments(self) -> set[str]:
+        """The segment keys this funnel enters, moves or exits on."""
+        keys = {self.entry.segment, *(goal.segment for goal in self.exits)}
+        keys |= {t.segment for stage in self.stages for t in stage.transitions}
+        return {key for key in keys if key is not None}
 
     def to_dict(self) -> dict[str, Any]:
         from app.engine.serialize import funnel_to_dict

@@ -70,6 +70,8 @@ def _extensions(funnel: FunnelDef) -> dict[str, Any]:
 
 
 def _trigger(trigger: Trigger) -> dict[str, Any]:
+    if trigger.segment is not None:
+        return {"segment": trigger.segment}
     data: dict[str, Any] = {"on": trigger.on}
     if trigger.where:
         data["where"] = where_to_dict(trigger.where)
@@ -77,7 +79,7 @@ def _trigger(trigger: Trigger) -> dict[str, Any]:
 
 
 def _exit(goal: Exit) -> dict[str, Any]:
-    return {**_trigger(Trigger(goal.on, goal.where)), "as": goal.as_}
+    return {**_trigger(Trigger(goal.on, goal.where, goal.segment)), "as": goal.as_}
 
 
 def _send_window(window: SendWindow) -> dict[str, Any]:
@@ -107,6 +109,8 @@ def _stage(stage: Stage) -> dict[str, Any]:
 def _transition(transition: Transition) -> dict[str, Any]:
     if transition.on is not None:
         return {**_trigger(transition.on), "to": transition.to}
+    if transition.segment is not None:
+        return {"if": {"segment": transition.segment}, "to": transition.to}
     if transition.after is None:
         raise ValueError(f"the transition to '{transition.to}' has neither 'on' nor 'after'")
     return {"after": format_duration(transition.after), "to": transition.to}

@@ -28,7 +28,7 @@ SQL (a handful of grouped queries, each on an index that starts with the funnel)
 it and where contacts went from it within the range; `time_to_convert_hours` the
 median and 90th percentile from enrollment to a `converted` exit within the range.
 Buckets are counted in SQL from whole epoch seconds, which both SQLite and
-PostgreSQL compute (`strftime('%s')`, `extract(epoch)`), so one query serves both.
+PostgreSQL compute (`strftime('%s')`, `date_part('epoch')`), so one query serves both.
 """
 
 from __future__ import annotations
@@ -40,21 +40,46 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger, ColumnElement, Integer, Select, and_, case, cast, distinct, extract, func, literal,
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    case,
+    cast,
+    distinct,
+    func,
+    literal,
     select,
 )
 from sqlalchemy.orm import Session
 
 from app.engine.model import FunnelDef
 from app.models import (
-    ConsentChange, Enrollment, Funnel, FunnelVersion, Message, StageMove, TrackingHit,
+    ConsentChange,
+    Enrollment,
+    Funnel,
+    FunnelVersion,
+    Message,
+    StageMove,
+    TrackingHit,
 )
 from app.services.funnels import version_definition
 
 INTERVALS = {"day": timedelta(days=1), "week": timedelta(weeks=1)}
 MAX_BUCKETS = 1000
-SERIES = ("entered", "converted", "exited", "sent", "deferred", "suppressed", "failed", "opens",
-          "clicks", "unsubscribes")
+SERIES = (
+    "entered",
+    "converted",
+    "exited",
+    "sent",
+    "deferred",
+    "suppressed",
+    "failed",
+    "opens",
+    "clicks",
+    "unsubscribes",
+)
 CONVERTED = "converted"
 # An exit without a label (there should be none) is shown as the default label.
 NO_LABEL = "exited"
@@ -109,7 +134,8 @@ class _Scope:
         """Whole seconds since 1970 of a UTC datetime column, in SQL."""
         if self.sqlite:
             return cast(func.strftime("%s", column), Integer)
-        return cast(func.floor(extract("epoch", column)), BigInteger)
+        # date_part gives a double, about twice as fast as extract()'s numeric.
+        return cast(func.floor(func.date_part("epoch", column)), BigInteger)
 
     def bucket(self, seconds: ColumnElement[int]) -> ColumnElement[int]:
         """The index of the bucket holding `seconds` (integer division in both databases).
@@ -125,7 +151,9 @@ class _Scope:
         return and_(column >= self.start, column < self.end)
 
     def seconds_in_range(self, seconds: ColumnElement[int]) -> ColumnElement[bool]:
-        return and_(seconds >= int(self.start.timestamp()), seconds < math.ceil(self.end.timestamp()))
+        return and_(
+            seconds >= int(self.start.timestamp()), seconds < math.ceil(self.end.timestamp())
+        )
 
     def version(self, column: Any) -> list[ColumnElement[bool]]:
         return [] if self.version_id is None else [column == self.version_id]
@@ -136,7 +164,12 @@ class _Scope:
 
 
 def funnel_stats(
-    session: Session, funnel_key: str, *, start: datetime, end: datetime, interval: str = "day",
+    session: Session,
+    funnel_key: str,
+    *,
+    start: datetime,
+    end: datetime,
+    interval: str = "day",
     version_id: int | None = None,
 ) -> FunnelStats:
     """The funnel's stats over [start, end) by `interval` ("day" or "week", UTC).
@@ -157,10 +190,17 @@ def funnel_stats(
     _unsubscribes(session, scope, series)
     definition = _definition(session, funnel, version_id)
     return FunnelStats(
-        funnel_key=funnel.key, start=scope.start, end=scope.end, interval=interval,
-        buckets=scope.buckets, series=series, stages=_stages(session, scope, definition),
-        exits=exits, time_to_convert_hours=_time_to_convert(session, scope),
-        totals={key: sum(values) for key, values in series.items()}, bot_hits=bot_hits,
+        funnel_key=funnel.key,
+        start=scope.start,
+        end=scope.end,
+        interval=interval,
+        buckets=scope.buckets,
+        series=series,
+        stages=_stages(session, scope, definition),
+        exits=exits,
+        time_to_convert_hours=_time_to_convert(session, scope),
+        totals={key: sum(values) for key, values in series.items()},
+        bot_hits=bot_hits,
     )
 
 
@@ -170,7 +210,11 @@ def _utc(value: datetime) -> datetime:
 
 
 def _scope(
-    session: Session, funnel_id: int, start: datetime, end: datetime, interval: str,
+    session: Session,
+    funnel_id: int,
+    start: datetime,
+    end: datetime,
+    interval: str,
     version_id: int | None,
 ) -> _Scope:
     if interval not in INTERVALS:
@@ -186,7 +230,9 @@ def _scope(
     if count > MAX_BUCKETS:
         raise ValueError(f"the range spans {count} {interval}s; at most {MAX_BUCKETS} are shown")
     if version_id is not None:
-        owner = session.scalar(select(FunnelVersion.funnel_id).where(FunnelVersion.id == version_id))
+        owner = session.scalar(
+            select(FunnelVersion.funnel_id).where(FunnelVersion.id == version_id)
+        )
         if owner != funnel_id:
             raise LookupError(f"the funnel has no version with id {version_id}")
     sqlite = session.get_bind().dialect.name == "sqlite"
@@ -205,8 +251,12 @@ def _moves(session: Session, scope: _Scope, series: dict[str, list[int]]) -> dic
     bucket = scope.bucket(scope.epoch(StageMove.at))
     rows = session.execute(
         select(bucket, StageMove.reason, StageMove.label, func.count())
-        .where(StageMove.funnel_id == scope.funnel_id, scope.in_range(StageMove.at),
-               StageMove.reason.in_(("entry", "exit")), *scope.version(StageMove.version_id))
+        .where(
+            StageMove.funnel_id == scope.funnel_id,
+            scope.in_range(StageMove.at),
+            StageMove.reason.in_(("entry", "exit")),
+            *scope.version(StageMove.version_id),
+        )
         .group_by(bucket, StageMove.reason, StageMove.label)
     ).all()
     exits: dict[str, int] = {}
@@ -225,8 +275,12 @@ def _sent(session: Session, scope: _Scope, series: dict[str, list[int]]) -> None
     bucket = scope.bucket(scope.epoch(Message.sent_at))
     query = (
         select(bucket, func.count())
-        .where(Message.funnel_id == scope.funnel_id, scope.in_range(Message.sent_at),
-               Message.status == "sent", *scope.version(Message.version_id))
+        .where(
+            Message.funnel_id == scope.funnel_id,
+            scope.in_range(Message.sent_at),
+            Message.status == "sent",
+            *scope.version(Message.version_id),
+        )
         .group_by(bucket)
     )
     _add(series["sent"], session.execute(query).all())
@@ -237,8 +291,12 @@ def _outcomes(session: Session, scope: _Scope, series: dict[str, list[int]]) -> 
     bucket = scope.bucket(scope.epoch(Message.due_at))
     rows = session.execute(
         select(bucket, Message.status, func.count())
-        .where(Message.funnel_id == scope.funnel_id, scope.in_range(Message.due_at),
-               Message.status.in_(("suppressed", "failed")), *scope.version(Message.version_id))
+        .where(
+            Message.funnel_id == scope.funnel_id,
+            scope.in_range(Message.due_at),
+            Message.status.in_(("suppressed", "failed")),
+            *scope.version(Message.version_id),
+        )
         .group_by(bucket, Message.status)
     ).all()
     for b, status, n in rows:
@@ -264,16 +322,22 @@ def _deferred(session: Session, scope: _Scope, series: dict[str, list[int]]) -> 
     if not delays:
         return
     delay = case(
-        *[(and_(Message.version_id == v, Message.stage_key == s, Message.step == i), seconds)
-          for v, s, i, seconds in delays],
+        *[
+            (and_(Message.version_id == v, Message.stage_key == s, Message.step == i), seconds)
+            for v, s, i, seconds in delays
+        ],
         else_=None,
     )
     scheduled = scope.epoch(Message.created_at) + delay
     inner = (
         select(scheduled.label("t"))
-        .where(Message.funnel_id == scope.funnel_id, Message.due_at >= scope.start,
-               Message.created_at < scope.end, scope.epoch(Message.due_at) > scheduled,
-               *scope.version(Message.version_id))
+        .where(
+            Message.funnel_id == scope.funnel_id,
+            Message.due_at >= scope.start,
+            Message.created_at < scope.end,
+            scope.epoch(Message.due_at) > scheduled,
+            *scope.version(Message.version_id),
+        )
         .subquery()
     )
     bucket = scope.bucket(inner.c.t)
@@ -283,8 +347,11 @@ def _deferred(session: Session, scope: _Scope, series: dict[str, list[int]]) -> 
 
 def _hits(session: Session, scope: _Scope, series: dict[str, list[int]]) -> dict[str, int]:
     """Unique human openers and clickers per bucket; the bot hits by kind."""
-    where = [TrackingHit.funnel_id == scope.funnel_id, scope.in_range(TrackingHit.at),
-             *scope.version(TrackingHit.version_id)]
+    where = [
+        TrackingHit.funnel_id == scope.funnel_id,
+        scope.in_range(TrackingHit.at),
+        *scope.version(TrackingHit.version_id),
+    ]
     bucket = scope.bucket(scope.epoch(TrackingHit.at))
     clicker = case((TrackingHit.kind == "click", TrackingHit.contact_id), else_=None)
     rows = session.execute(
@@ -295,7 +362,8 @@ def _hits(session: Session, scope: _Scope, series: dict[str, list[int]]) -> dict
     _add(series["opens"], [(b, opens) for b, opens, _ in rows])
     _add(series["clicks"], [(b, clicks) for b, _, clicks in rows])
     bots = session.execute(
-        select(TrackingHit.kind, func.count()).where(*where, TrackingHit.bot.is_(True))
+        select(TrackingHit.kind, func.count())
+        .where(*where, TrackingHit.bot.is_(True))
         .group_by(TrackingHit.kind)
     ).all()
     found = {kind: n for kind, n in bots}
@@ -308,9 +376,14 @@ def _unsubscribes(session: Session, scope: _Scope, series: dict[str, list[int]])
         select(bucket, func.count(distinct(ConsentChange.contact_id)))
         .join(Message, Message.id == ConsentChange.message_id)
         # `message_id IS NOT NULL` repeated so PostgreSQL may use the partial index.
-        .where(ConsentChange.message_id.is_not(None), scope.in_range(ConsentChange.at),
-               ConsentChange.after == "unsubscribed", ConsentChange.field.in_(("status", "topic")),
-               Message.funnel_id == scope.funnel_id, *scope.version(Message.version_id))
+        .where(
+            ConsentChange.message_id.is_not(None),
+            scope.in_range(ConsentChange.at),
+            ConsentChange.after == "unsubscribed",
+            ConsentChange.field.in_(("status", "topic")),
+            Message.funnel_id == scope.funnel_id,
+            *scope.version(Message.version_id),
+        )
         .group_by(bucket)
     )
     _add(series["unsubscribes"], session.execute(query).all())
@@ -318,9 +391,15 @@ def _unsubscribes(session: Session, scope: _Scope, series: dict[str, list[int]])
 
 def _definition(session: Session, funnel: Funnel, version_id: int | None) -> FunnelDef | None:
     """The definition whose stages are listed: the asked version, the live one, or the newest."""
-    chosen = version_id or funnel.live_version_id or session.scalar(
-        select(FunnelVersion.id).where(FunnelVersion.funnel_id == funnel.id)
-        .order_by(FunnelVersion.number.desc()).limit(1)
+    chosen = (
+        version_id
+        or funnel.live_version_id
+        or session.scalar(
+            select(FunnelVersion.id)
+            .where(FunnelVersion.funnel_id == funnel.id)
+            .order_by(FunnelVersion.number.desc())
+            .limit(1)
+        )
     )
     return version_definition(session, chosen) if chosen else None
 
@@ -330,15 +409,21 @@ def _stages(session: Session, scope: _Scope, definition: FunnelDef | None) -> li
         return []
     stats = {s.key: StageStats(s.key, 0, 0, {}) for s in definition.stages}
     current = select(Enrollment.stage_key, func.count()).where(
-        Enrollment.funnel_id == scope.funnel_id, Enrollment.status == "active",
+        Enrollment.funnel_id == scope.funnel_id,
+        Enrollment.status == "active",
         *scope.version(Enrollment.version_id),
     )
     for key, n in session.execute(current.group_by(Enrollment.stage_key)):
         if key in stats:
             stats[key].current = n
-    moves = [StageMove.funnel_id == scope.funnel_id, scope.in_range(StageMove.at),
-             *scope.version(StageMove.version_id)]
-    entered = select(StageMove.to_stage, func.count()).where(*moves, StageMove.to_stage.is_not(None))
+    moves = [
+        StageMove.funnel_id == scope.funnel_id,
+        scope.in_range(StageMove.at),
+        *scope.version(StageMove.version_id),
+    ]
+    entered = select(StageMove.to_stage, func.count()).where(
+        *moves, StageMove.to_stage.is_not(None)
+    )
     for key, n in session.execute(entered.group_by(StageMove.to_stage)):
         if key in stats:
             stats[key].entered = n
@@ -360,9 +445,13 @@ def _time_to_convert(session: Session, scope: _Scope) -> dict[str, float | None]
     base = (
         select(seconds)
         .join(Enrollment, Enrollment.id == StageMove.enrollment_id)
-        .where(StageMove.funnel_id == scope.funnel_id, scope.in_range(StageMove.at),
-               StageMove.reason == "exit", StageMove.label == CONVERTED,
-               *scope.version(StageMove.version_id))
+        .where(
+            StageMove.funnel_id == scope.funnel_id,
+            scope.in_range(StageMove.at),
+            StageMove.reason == "exit",
+            StageMove.label == CONVERTED,
+            *scope.version(StageMove.version_id),
+        )
     )
     n = session.scalar(select(func.count()).select_from(base.subquery())) or 0
     if n == 0:

@@ -39,14 +39,16 @@ BURST, BURST_WINDOW = 2, timedelta(seconds=5)
 # Substrings of user agents (lower case) of mail security scanners, link checkers and
 # HTTP libraries. Not listed on purpose: GoogleImageProxy (Gmail fetching images for a
 # reader, so a real open) and Apple's privacy proxy (it presents as a browser).
+# fmt: off
 SCANNER_AGENTS = (
-    "barracuda", "mimecast", "proofpoint", "urlscan", "bingpreview", "safelinks",
-    "symantec", "trendmicro", "fortiguard", "sophos", "cisco", "ironport", "forcepoint",
-    "python-requests", "python-urllib", "aiohttp", "httpx", "curl/", "wget/", "go-http-client",
-    "java/", "okhttp", "libwww-perl", "headlesschrome", "phantomjs", "googlebot", "bingbot",
-    "slackbot", "twitterbot", "linkedinbot", "discordbot", "telegrambot", "facebookexternalhit",
-    "applebot", "spider", "crawler",
+    "barracuda", "mimecast", "proofpoint", "urlscan", "bingpreview", "safelinks", "symantec",
+    "trendmicro", "fortiguard", "sophos", "cisco", "ironport", "forcepoint", "python-requests",
+    "python-urllib", "aiohttp", "httpx", "curl/", "wget/", "go-http-client", "java/", "okhttp",
+    "libwww-perl", "headlesschrome", "phantomjs", "googlebot", "bingbot", "slackbot",
+    "twitterbot", "linkedinbot", "discordbot", "telegrambot", "facebookexternalhit", "applebot",
+    "spider", "crawler",
 )
+# fmt: on
 CLICK, OPEN = "click", "open"
 
 
@@ -92,9 +94,17 @@ def record(session: Session, hit: Hit, now: datetime) -> TrackingHit | None:
         return None
     reason = bot_reason(hit, message.sent_at, _recent_clicks(session, message.id, now), now)
     row = TrackingHit(
-        message_id=message.id, contact_id=message.contact_id, funnel_id=message.funnel_id,
-        version_id=message.version_id, kind=hit.kind, url=hit.url, at=now, bot=reason is not None,
-        reason=reason, user_agent=(hit.user_agent or "")[:512] or None, ip=hit.ip,
+        message_id=message.id,
+        contact_id=message.contact_id,
+        funnel_id=message.funnel_id,
+        version_id=message.version_id,
+        kind=hit.kind,
+        url=hit.url,
+        at=now,
+        bot=reason is not None,
+        reason=reason,
+        user_agent=(hit.user_agent or "")[:512] or None,
+        ip=hit.ip,
     )
     if reason is None and (hit.kind == CLICK or not _opened_before(session, message.id)):
         row.event_id = _ingest(session, hit, message, now)
@@ -104,9 +114,15 @@ def record(session: Session, hit: Hit, now: datetime) -> TrackingHit | None:
 
 
 def _recent_clicks(session: Session, message_id: int, now: datetime) -> int:
-    query = select(func.count()).select_from(TrackingHit).where(
-        TrackingHit.message_id == message_id, TrackingHit.kind == CLICK,
-        TrackingHit.at > now - BURST_WINDOW, TrackingHit.at <= now,
+    query = (
+        select(func.count())
+        .select_from(TrackingHit)
+        .where(
+            TrackingHit.message_id == message_id,
+            TrackingHit.kind == CLICK,
+            TrackingHit.at > now - BURST_WINDOW,
+            TrackingHit.at <= now,
+        )
     )
     return session.scalar(query) or 0
 
@@ -125,7 +141,9 @@ def _ingest(session: Session, hit: Hit, message: Message, now: datetime) -> int 
         return None
     funnel = version_definition(session, message.version_id)
     properties: dict[str, object] = {
-        "template": message.template, "funnel": funnel.key, "stage": message.stage_key,
+        "template": message.template,
+        "funnel": funnel.key,
+        "stage": message.stage_key,
         "message_id": message.id,
     }
     if hit.kind == CLICK:
@@ -135,7 +153,13 @@ def _ingest(session: Session, hit: Hit, message: Message, now: datetime) -> int 
         properties["estimate"] = True
         kind = "email_opened"
     ingested = ingest_event(
-        session, email=contact.email, type=kind, properties=properties, occurred_at=now, now=now,
-        client_id=None, source="tracking",
+        session,
+        email=contact.email,
+        type=kind,
+        properties=properties,
+        occurred_at=now,
+        now=now,
+        client_id=None,
+        source="tracking",
     )
     return ingested.event.id

@@ -112,6 +112,7 @@
       if (b.dataset.line) problemLines[b.dataset.line] = true;
     });
     drawGutter();
+    if (!list.children.length) validate();  // say at once whether the text is valid
   }
 
   document.addEventListener("DOMContentLoaded", function () {

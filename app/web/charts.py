@@ -15,7 +15,7 @@ from datetime import datetime
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT = 640, 240
+WIDTH, HEIGHT = 540, 240
 LEFT, RIGHT, TOP, BOTTOM = 44, 26, 12, 30
 MAX_X_LABELS = 8
 
@@ -120,8 +120,8 @@ class Bar:
 
 def bar_chart(title: str, bars: Sequence[Bar], *, chart_id: str = "bars") -> Markup:
     """Horizontal bars, longest = largest value: the stage-to-stage funnel."""
-    row_h, label_w, width = 34, 150, WIDTH
-    bar_room = width - label_w - 190
+    row_h, label_w, width = 34, 150, 820
+    bar_room = width - label_w - 290  # room after the bar for "12 entered · 40% of ..."
     largest = max((b.value for b in bars), default=0) or 1
     parts = []
     for i, bar in enumerate(bars):
@@ -143,7 +143,7 @@ def bar_chart(title: str, bars: Sequence[Bar], *, chart_id: str = "bars") -> Mar
 
 def _svg(chart_id: str, title: str, description: str, width: int, height: int, body: str) -> Markup:
     return Markup(
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" role="img" '
         f'aria-labelledby="{chart_id}-title {chart_id}-desc" xmlns="http://www.w3.org/2000/svg">'
         f'<title id="{chart_id}-title">{escape(title)}</title>'
         f'<desc id="{chart_id}-desc">{escape(description)}</desc>{body}</svg>'

@@ -172,6 +172,8 @@ def _safe_next(target: str | None) -> str:
 def login() -> str | Response | tuple[str, int, dict[str, str]]:
     form = LoginForm()
     if not form.validate_on_submit():
+        if request.method == "POST":
+            flash("Enter both your email and your password.", "error")
         return render_template("console/login.html", form=form)
     now, email = clock.utcnow(), (form.email.data or "").strip().lower()
     ip = request.remote_addr or "unknown"

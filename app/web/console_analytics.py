@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -12,9 +13,10 @@ from app.web import charts
 from app.web.console import bp
 from app.web.console_funnels import funnel_or_404
 
+funnel_stats: Callable[..., Any] | None
 try:
     from app.services.analytics import funnel_stats
-except ModuleNotFoundError as exc:  # the analytics service is built alongside the console
+except ModuleNotFoundError as exc:  # an installation without the analytics service
     if exc.name != "app.services.analytics":
         raise
     funnel_stats = None

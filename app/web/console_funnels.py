@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from flask import abort, render_template
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from app import database
 from app.models import Enrollment, Funnel, FunnelVersion, StageMove
@@ -45,7 +46,7 @@ def shown_version(session: Session, funnel: Funnel) -> FunnelVersion | None:
     return funnel.live_version or latest_version(session, funnel)
 
 
-def _counts(session: Session, *where: object) -> dict[int, int]:
+def _counts(session: Session, *where: ColumnElement[bool]) -> dict[int, int]:
     query = select(StageMove.funnel_id, func.count()).where(*where).group_by(StageMove.funnel_id)
     return dict(session.execute(query).all())
 

@@ -27,8 +27,9 @@ from app.web.console import bp, templates_dir
 
 # Layouts start with "_"; nothing that could climb out of the directory.
 NAME = re.compile(r"^_?[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
-PREVIEW_UNSUBSCRIBE = "https://example.invalid/unsubscribe (preview)"
-PREVIEW_PREFERENCES = "https://example.invalid/preferences (preview)"
+PREVIEW_UNSUBSCRIBE = "https://example.invalid/unsubscribe-preview"
+PREVIEW_PREFERENCES = "https://example.invalid/preferences-preview"
+PREVIEW_CONFIRM = "https://example.invalid/confirm-preview"
 STARTER = """\
 ---
 subject: Hello{% if contact.first_name %}, {{ contact.first_name }}{% endif %}
@@ -71,23 +72,23 @@ def _subject_line(path: Path) -> str:
 
 def check_edit(name: str, html: str, text: str | None) -> str | None:
     """Renders the edited template (or, for a layout, every email) against the sample
-    contact in a scratch copy of the directory; the problem, or None if all render."""
+    contact in a scratch copy of the directory; the problem, or None if all render.
+
+    `text` is the new plain-text part: "" removes it, None leaves it as it is.
+    """
     with tempfile.TemporaryDirectory() as scratch:
         for path in _directory().glob("*"):
             if path.suffix in (".html", ".txt") and path.is_file():
                 shutil.copy(path, scratch)
         Path(scratch, f"{name}.html").write_text(html)
-        text_path = Path(scratch, f"{name}.txt")
-        if text:
-            text_path.write_text(text)
-        elif text_path.exists():
-            text_path.unlink()
+        _set_text(Path(scratch, f"{name}.txt"), text)
         templates = Templates(scratch)
         names = sorted(available(scratch)) if name.startswith("_") else [name]
         for each in names:
-            problem = templates.check(each)
-            if problem:
-                return problem
+            try:
+                templates.render(each, sample())
+            except TemplateProblem as exc:
+                return str(exc)
     return None
 
 
@@ -96,6 +97,16 @@ def _write(path: Path, content: str) -> None:
     scratch = path.with_name(f".{path.name}.saving")
     scratch.write_text(content)
     os.replace(scratch, path)
+
+
+def _set_text(path: Path, text: str | None) -> None:
+    """Write, remove ("" or only whitespace) or keep (None) a plain-text part."""
+    if text is None:
+        return
+    if text.strip():
+        _write(path, text)
+    elif path.exists():
+        path.unlink()
 
 
 @bp.get("/templates")
@@ -139,27 +150,38 @@ def edit_template(name: str) -> Response | tuple[str, int]:
             problem=None,
         ), 200
     html = request.form.get("html", "").replace("\r\n", "\n")
-    text = request.form.get("text", "").replace("\r\n", "\n")
-    problem = check_edit(name, html, text.strip() and text)
+    # Layouts have no text field: a missing field leaves the .txt file alone.
+    raw_text = request.form.get("text")
+    text = None if raw_text is None else raw_text.replace("\r\n", "\n")
+    problem = check_edit(name, html, text)
     if problem:
         return render_template(
-            "console/template_edit.html", name=name, html=html, text=text, problem=problem
+            "console/template_edit.html", name=name, html=html, text=text or "", problem=problem
         ), 422
     _write(html_path, html)
-    if text.strip():
-        _write(text_path, text)
-    elif text_path.exists():
-        text_path.unlink()
+    _set_text(text_path, text)
     flash(f"Saved {name}. It renders against the sample contact.", "info")
     if name.startswith("_"):
         return redirect(url_for("console.templates"))
     return redirect(url_for("console.template", name=name))
 
 
+def sample() -> dict[str, Any]:
+    """The engine's sample context, plus what the double opt-in email also gets
+    (`topic`, `confirm_url`), so every template in the directory can be previewed."""
+    context = sample_context()
+    context.update(
+        unsubscribe_url=PREVIEW_UNSUBSCRIBE,
+        preferences_url=PREVIEW_PREFERENCES,
+        topic="newsletter",
+        confirm_url=PREVIEW_CONFIRM,
+    )
+    return context
+
+
 def preview_context(name: str, contact: Contact | None) -> dict[str, Any]:
     """The sample context, with a real contact's view and a funnel that uses `name`."""
-    context = sample_context()
-    context.update(unsubscribe_url=PREVIEW_UNSUBSCRIBE, preferences_url=PREVIEW_PREFERENCES)
+    context = sample()
     if contact is not None:
         context["contact"] = contacts_svc.render_view(contact)
     for key, stage in _uses().get(name, [])[:1]:

@@ -97,9 +97,7 @@ def _emails(session: Session, contact_id: int, funnels: dict[int, str]) -> list[
             parts.append(f"{m.attempts} attempt{'s' if m.attempts != 1 else ''}")
         if m.reason:
             parts.append(m.reason)
-        entries.append(
-            Entry(when, "email", m.template, " · ".join(parts), status=m.status)
-        )
+        entries.append(Entry(when, "email", m.template, " · ".join(parts), status=m.status))
     return entries
 
 

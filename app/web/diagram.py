@@ -22,6 +22,7 @@ from app.engine.model import Condition, FunnelDef, Transition
 BOX_W, HEAD_H, ROW_H = 188, 50, 22
 GAP_X, GAP_Y, LANE = 48, 28, 13
 LEFT, TOP = 30, 12
+MIN_SHOWN = 900  # px: narrower than this, the labels would be too small to read
 SYMBOLS = {"eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
 
 
@@ -112,7 +113,9 @@ def ports(funnel: FunnelDef, flow: Flow) -> dict[str, list[Port]]:
             grouped.setdefault((t.to, "event" if t.on else "timeout"), []).append(t)
         rows = []
         for (target, kind), transitions in grouped.items():
-            short = " or ".join(f"on {t.on.on}" if t.on else describe(t) for t in transitions)
+            # Rows say just the event ("quiz_taken") or the wait ("after 14d"); the
+            # arrow's style and the tooltip carry the rest.
+            short = " or ".join(t.on.on if t.on else describe(t) for t in transitions)
             moved = flow.moved.get((stage.key, target, kind), 0)
             entered = flow.entered.get(stage.key, 0)
             rows.append(
@@ -179,44 +182,79 @@ def _box_svg(box: Box, flow: Flow, first: bool) -> str:
 
 
 class _Router:
-    """Paths for every arrow; keeps count of what uses each gap and lane."""
+    """Paths for every arrow, computed together so that routed arrows nest.
+
+    Routed arrows get lanes under the boxes, the shortest nearest, and their
+    vertical parts are ordered the same way in each gap, so they never cross one
+    another's horizontal runs. An arrow into the lowest box of a column comes up into
+    its bottom edge; any other comes in from the left, through the gap before it.
+    """
 
     def __init__(self, boxes: dict[str, Box]) -> None:
         self.boxes = boxes
         self.bottom = max(b.y + b.height for b in boxes.values())
-        self.lanes = 0
         self.gutter_use: dict[float, int] = {}
-        self.incoming: dict[str, list[Port]] = {k: [] for k in boxes}
+        lowest: dict[int, Box] = {}
         for box in boxes.values():
-            for port in box.ports:
-                if port.target in boxes:
-                    self.incoming[port.target].append(port)
-        for key, ports_in in self.incoming.items():
-            # Curves from the previous column first, routed arrows (from below) last.
-            ports_in.sort(key=lambda p, k=key: (not self.adjacent(p, k), self.boxes[p.source].y))
+            if box.depth not in lowest or box.y > lowest[box.depth].y:
+                lowest[box.depth] = box
+        self.lowest = {b.key for b in lowest.values()}
+        ports = [
+            (p, row) for b in boxes.values() for row, p in enumerate(b.ports) if p.target in boxes
+        ]
+        routed = [(p, row) for p, row in ports if not self.adjacent(p)]
+        routed.sort(key=lambda pr: (abs(self._span(pr[0])), self.boxes[pr[0].source].y))
+        self.lanes = len(routed)
+        self.lane = {(p.source, row): i for i, (p, row) in enumerate(routed)}
+        self.left_in: dict[str, list[Port]] = {k: [] for k in boxes}
+        self.bottom_in: dict[str, list[Port]] = {k: [] for k in boxes}
+        for p, _row in ports:
+            from_below = not self.adjacent(p) and p.target in self.lowest
+            (self.bottom_in if from_below else self.left_in)[p.target].append(p)
+        for key in boxes:
+            # Curves first, in the order of their sources; then arrows from the lanes.
+            self.left_in[key].sort(key=lambda p: (not self.adjacent(p), self.boxes[p.source].y))
+            # From below, the farthest source arrives leftmost, so no riser crosses a run.
+            self.bottom_in[key].sort(key=lambda p: -self._span(p))
+        self.paths = {
+            (p.source, row): self._path(p, row)
+            for p, row in sorted(ports, key=lambda pr: self.lane.get((pr[0].source, pr[1]), -1))
+        }
 
-    def adjacent(self, port: Port, target: str) -> bool:
-        return self.boxes[target].depth == self.boxes[port.source].depth + 1
+    def adjacent(self, port: Port) -> bool:
+        return self.boxes[port.target].depth == self.boxes[port.source].depth + 1
+
+    def _span(self, port: Port) -> float:
+        return self.boxes[port.source].x - self.boxes[port.target].x
 
     def _gutter(self, x: float) -> float:
         used = self.gutter_use.get(x, 0)
         self.gutter_use[x] = used + 1
         return 8 + 6 * (used % 6)
 
-    def path(self, port: Port, row: int) -> str:
+    def _path(self, port: Port, row: int) -> str:
         source, target = self.boxes[port.source], self.boxes[port.target]
         sx, sy = source.x + BOX_W, source.y + HEAD_H + row * ROW_H + ROW_H / 2 - 4
-        arrivals = self.incoming[port.target]
+        if port in self.bottom_in[port.target]:
+            arrivals = self.bottom_in[port.target]
+            tx = target.x + (arrivals.index(port) + 1) * BOX_W / (len(arrivals) + 1)
+            lane_y = self.bottom + 12 + self.lane[(port.source, row)] * LANE
+            out_x = sx + self._gutter(sx)
+            end = target.y + target.height + 1
+            return f"M{sx:g},{sy:g} H{out_x:g} V{lane_y:g} H{tx:.1f} V{end:g}"
+        arrivals = self.left_in[port.target]
         ty = target.y + (arrivals.index(port) + 1) * target.height / (len(arrivals) + 1)
         tx = target.x - 1
-        if self.adjacent(port, port.target):
+        if self.adjacent(port):
             bend = GAP_X / 2
             return f"M{sx:g},{sy:g} C{sx + bend:g},{sy:g} {tx - bend:g},{ty:.1f} {tx:g},{ty:.1f}"
-        lane_y = self.bottom + 12 + self.lanes * LANE
-        self.lanes += 1
+        lane_y = self.bottom + 12 + self.lane[(port.source, row)] * LANE
         out_x = sx + self._gutter(sx)
         in_x = target.x - self._gutter(target.x - GAP_X)
         return f"M{sx:g},{sy:g} H{out_x:g} V{lane_y:g} H{in_x:g} V{ty:.1f} H{tx:g}"
+
+    def path(self, port: Port, row: int) -> str:
+        return self.paths[(port.source, row)]
 
 
 def render(funnel: FunnelDef, flow: Flow, *, title: str | None = None) -> Markup:
@@ -244,6 +282,8 @@ def render(funnel: FunnelDef, flow: Flow, *, title: str | None = None) -> Markup
     body = "".join(_box_svg(b, flow, b.key == first) for b in boxes.values())
     return Markup(
         f'<svg class="diagram-svg" viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" '
+        # It may shrink to fit, but not below this: past it the box scrolls sideways.
+        f'style="min-width: {min(width, MIN_SHOWN):.0f}px" '
         f'role="img" aria-labelledby="dg-title dg-desc" xmlns="http://www.w3.org/2000/svg">'
         f'<title id="dg-title">{escape(heading)}</title><desc id="dg-desc">{description}</desc>'
         '<defs><marker id="dg-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '

@@ -44,8 +44,13 @@ def _read(kind: str, token: str) -> tokens.TokenData | None:
 
 def _hit(kind: str, data: tokens.TokenData, url: str | None = None) -> tracking_svc.Hit:
     return tracking_svc.Hit(
-        kind=kind, contact_id=data.contact_id, message_id=data.message_id, url=url,
-        user_agent=request.user_agent.string or None, ip=request.remote_addr, method=request.method,
+        kind=kind,
+        contact_id=data.contact_id,
+        message_id=data.message_id,
+        url=url,
+        user_agent=request.user_agent.string or None,
+        ip=request.remote_addr,
+        method=request.method,
     )
 
 

@@ -40,24 +40,38 @@ def upgrade() -> None:
     )
     # Plain CREATE INDEX works on SQLite too: no table copy (batch mode) is needed.
     op.create_index(
-        "ix_tracking_hits_funnel_at", "tracking_hits",
+        "ix_tracking_hits_funnel_at",
+        "tracking_hits",
         ["funnel_id", "at", "bot", "kind", "contact_id", "version_id"],
     )
     op.create_index("ix_tracking_hits_message_at", "tracking_hits", ["message_id", "at"])
     # Covering indexes for the analytics counts (app.services.analytics).
     op.create_index("ix_messages_funnel_sent", "messages", ["funnel_id", "sent_at", "status"])
     op.create_index(
-        "ix_messages_funnel_due", "messages",
+        "ix_messages_funnel_due",
+        "messages",
         ["funnel_id", "due_at", "status", "created_at", "version_id", "stage_key", "step"],
     )
     op.create_index(
-        "ix_stage_moves_funnel_stats", "stage_moves",
-        ["funnel_id", "at", "reason", "label", "from_stage", "to_stage", "version_id",
-         "enrollment_id"],
+        "ix_stage_moves_funnel_stats",
+        "stage_moves",
+        [
+            "funnel_id",
+            "at",
+            "reason",
+            "label",
+            "from_stage",
+            "to_stage",
+            "version_id",
+            "enrollment_id",
+        ],
     )
     op.create_index(
-        "ix_consent_from_email", "consent_ledger", ["at"],
-        sqlite_where=FROM_EMAIL, postgresql_where=FROM_EMAIL,
+        "ix_consent_from_email",
+        "consent_ledger",
+        ["at"],
+        sqlite_where=FROM_EMAIL,
+        postgresql_where=FROM_EMAIL,
     )
 
 
