@@ -25,8 +25,10 @@ def register(app: Flask) -> None:
         app.cli.add_command(group)
     app.cli.add_command(worker_command)
     from app.importer import contacts_cli
+    from app.segments_cli import segments_cli
 
     app.cli.add_command(contacts_cli)
+    app.cli.add_command(segments_cli)
 
 
 def _templates() -> set[str]:

@@ -8,7 +8,7 @@ the languages we have catalogs for; otherwise English.
 from __future__ import annotations
 
 from flask import Flask, g, has_request_context, request
-from flask_babel import Babel, refresh
+from flask_babel import Babel, refresh  # type: ignore[import-untyped]
 
 # The languages with a catalog in app/translations (English is the source language).
 LOCALES = ("en", "de", "fr", "es")

@@ -213,7 +213,16 @@ def _subscribe(
         insert(Subscription),
         [{"contact_id": i, "topic": topic, "status": "subscribed", "updated_at": now} for i in new],
     )
-    ledger = {
+    ledger = _ledger_row(topic, now, actor)
+    session.execute(insert(ConsentChange), [{"contact_id": i, **ledger} for i in new])
+    touched = [i for i in new if i not in created]  # the new ones are as of `now` already
+    if touched:
+        session.execute(update(Contact), [{"id": i, "updated_at": now} for i in touched])
+
+
+def _ledger_row(topic: str, now: datetime, actor: contacts_svc.Actor) -> dict[str, Any]:
+    """The ledger row of a subscription to `topic` from no state, as set_topic writes it."""
+    return {
         "at": now,
         "source": actor.source,
         "topic": topic,
@@ -225,10 +234,6 @@ def _subscribe(
         "actor": actor.actor,
         "message_id": None,
     }
-    session.execute(insert(ConsentChange), [{"contact_id": i, **ledger} for i in new])
-    touched = [i for i in new if i not in created]  # the new ones are as of `now` already
-    if touched:
-        session.execute(update(Contact), [{"id": i, "updated_at": now} for i in touched])
 
 
 def _write(

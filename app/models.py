@@ -370,3 +370,104 @@ class TrackingHit(Base):
     user_agent: Mapped[str | None] = mapped_column(String(512))
     ip: Mapped[str | None] = mapped_column(String(64))
     event_id: Mapped[int | None] = mapped_column(Integer)
+
+
+# --- Segments (migration 0003) ------------------------------------------------------
+
+_check_due = text("due_at IS NOT NULL")
+
+
+class Segment(Base):
+    """A saved segment; its definitions are versioned like funnels'."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # draft (never published) | live
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    live_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("segment_versions.id", use_alter=True, name="fk_segments_live_version")
+    )
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    live_version: Mapped[SegmentVersion | None] = relationship(
+        foreign_keys=[live_version_id], post_update=True
+    )
+
+
+class SegmentVersion(Base):
+    """An immutable, validated segment definition (`definition`: its canonical JSON)."""
+
+    __tablename__ = "segment_versions"
+    __table_args__ = (
+        UniqueConstraint("segment_id", "number", name="uq_segment_version_number"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    source: Mapped[str] = mapped_column(Text)
+    definition: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    published_at: Mapped[datetime | None]
+    created_by: Mapped[str | None] = mapped_column(String(320))
+
+
+class SegmentMember(Base):
+    """A contact in a segment now, since when. Leaving deletes the row; the history
+    is in `segment_changes`."""
+
+    __tablename__ = "segment_members"
+    __table_args__ = (Index("ix_segment_members_contact", "contact_id"),)
+
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    since: Mapped[datetime]
+
+
+class SegmentChange(Base):
+    """Every time a contact joined or left a segment, and why (append-only)."""
+
+    __tablename__ = "segment_changes"
+    __table_args__ = (
+        Index("ix_segment_changes_segment_at", "segment_id", "at"),
+        Index("ix_segment_changes_contact_at", "contact_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    change: Mapped[str] = mapped_column(String(8))  # joined | left
+    # event | time | update (attributes, consent, funnels) | publish
+    reason: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class SegmentCheck(Base):
+    """When a contact's segments must be looked at again: the earliest moment a
+    time-based condition can change (`due_at`), or now, when something about them
+    changed outside an event. The tick reads only the due rows (partial index)."""
+
+    __tablename__ = "segment_checks"
+    __table_args__ = (
+        Index(
+            "ix_segment_checks_due", "due_at", sqlite_where=_check_due, postgresql_where=_check_due
+        ),
+    )
+
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    due_at: Mapped[datetime | None]
+    # Why it is due: time (a window edge passes), update (attributes, consent or a
+    # funnel move outside an event), publish (a segment definition changed).
+    reason: Mapped[str | None] = mapped_column(String(16))
+    checked_at: Mapped[datetime | None]  # the moment the memberships are as of

@@ -22,3 +22,14 @@ def insert_ignore(session: Session, model: type[T], values: dict[str, Any], conf
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=list(conflict)).returning(model)
     return session.scalars(statement, execution_options={"populate_existing": True}).first()
+
+
+def insert_ignore_id(session: Session, model: type[Any], values: dict[str, Any], conflict: Sequence[str]) -> int | None:
+    """Like `insert_ignore`, but returns only the new row's id: several times cheaper
+    than building an ORM object from RETURNING, for rows the caller only reads."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = model.__table__
+    statement = insert(table).values(**values).on_conflict_do_nothing(index_elements=list(conflict))
+    row = session.execute(statement.returning(table.c.id)).first()
+    return None if row is None else int(row[0])

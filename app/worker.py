@@ -3,6 +3,8 @@
 One tick, as of `now`:
 1. messages left in `sending` by a crashed worker are settled (policy: `unknown`);
 2. due time-based transitions fire (as of when they were due);
+2b. contacts whose segments are due (a time-based condition came due, or they
+   changed outside an event) are brought up to date; funnels react to the joins;
 3. due messages are claimed in batches; for each, in one transaction with the
    contact locked: consent, caps and the send window are checked and the message
    is marked `sending` (or deferred, suppressed, skipped, failed);
@@ -36,6 +38,7 @@ from app.engine.schedule import earliest_send
 from app.engine.window import window_zone
 from app.models import Contact, Event, Message, MessageAttempt
 from app.services import contacts as contacts_svc
+from app.services import segment_membership
 from app.services.funnels import version_definition
 from app.services.ingest import fire_timeout
 from app.settings import EngineSettings
@@ -74,6 +77,9 @@ def tick(
     try:
         _recover(sessions, now, settings, report)
         _fire_timeouts(sessions, now, settings, report)
+        # Before sending: a contact who joins a segment now may enter a funnel whose
+        # first email is due at once.
+        report.add("segments", segment_membership.refresh(sessions, now, batch=settings.batch))
         while not (stop is not None and stop.is_set()):  # type: ignore[attr-defined]
             outgoing = _claim_batch(sessions, now, settings, worker, report)
             if outgoing is None:

@@ -130,7 +130,7 @@ def test_it_rebuilds_current_consent_from_the_ledger(
         contacts_svc.set_topic(
             s, found, "newsletter", "unsubscribed", MONDAY, contacts_svc.Actor(source="import")
         )
-    client.post(prefs, data={"topic": ["nurture", "newsletter"], "frequency": "none"})
+    client.post(prefs, data={"topic": ["nurture", "newsletter"], "frequency": "1/30d"})
     [confirmation] = smtp_sink.wait_for(1)
     client.post("/c/" + confirmation.text.split("/c/", 1)[1].split()[0])
     client.post(prefs, data={"action": "unsubscribe"})
@@ -143,7 +143,7 @@ def test_it_rebuilds_current_consent_from_the_ledger(
         assert contacts_svc.consent_view(found) == {
             "status": "active",
             "topics": {"newsletter": "subscribed", "nurture": "subscribed"},
-            "frequency": None,
+            "frequency": "1/30d",
         }
         sources = {
             row.source

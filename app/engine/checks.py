@@ -189,6 +189,10 @@ def _default_message(error: ValidationError, keyword: str) -> str:
         return f"must be at least {expected}, but it is {describe(instance)}"
     if keyword in ("minLength", "minItems", "minProperties"):
         return "should not be empty"
+    if keyword == "maxLength":
+        return f"is {len(instance)} characters long; at most {expected} fit"
+    if keyword == "pattern" and isinstance(instance, str) and any(ord(c) < 32 for c in instance):
+        return "contains a control character (such as a line break or \\0); write it on one line"
     return f"{describe(instance)} is not allowed here"
 
 

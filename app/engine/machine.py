@@ -34,7 +34,13 @@ Step = Move | ExitGoal
 def entry_matches(
     funnel: FunnelDef, event_type: str, properties: Mapping[str, Any], contact: Mapping[str, Any]
 ) -> bool:
-    return funnel.entry.on == event_type and matches(funnel.entry.where, properties, contact)
+    entry = funnel.entry
+    # A segment entry has no event type: no event, even an odd empty one, enrolls.
+    return (
+        entry.segment is None
+        and entry.on == event_type
+        and matches(entry.where, properties, contact)
+    )
 
 
 def entry_on_segment(funnel: FunnelDef, segment: str) -> bool:
@@ -67,7 +73,11 @@ def on_event(
     """What an event does to a contact in `stage_key`: exit goals win over
     transitions; among transitions the first listed that matches wins."""
     for goal in funnel.exits:
-        if goal.on == event_type and matches(goal.where, properties, contact):
+        if (
+            goal.segment is None
+            and goal.on == event_type
+            and matches(goal.where, properties, contact)
+        ):
             return ExitGoal(goal.as_)
     stage = funnel.stage(stage_key)
     if stage is None:

@@ -238,6 +238,7 @@ class Needs:
     windows: frozenset[Window]
     last_seen: bool
     journeys: bool
+    topics: bool
 
     @classmethod
     def of(cls, segments: Iterable[SegmentDef]) -> Needs:
@@ -246,6 +247,7 @@ class Needs:
             frozenset(windows_of(nodes)),
             any(isinstance(n, Seen) and n.which == "last" for n in nodes),
             any(isinstance(n, InStage | Converted) for n in nodes),
+            any(isinstance(n, Consent) and n.topic is not None for n in nodes),
         )
 
     def moved_by(self, event_type: str) -> bool:

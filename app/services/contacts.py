@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from typing import Any
 
@@ -24,8 +25,12 @@ class InvalidEmail(ValueError):
     """The address is not a valid email; the message says why, in plain words."""
 
 
+@lru_cache(maxsize=65536)
 def normalize_email(raw: str) -> str:
-    """The canonical form of an address (email-validator), or InvalidEmail."""
+    """The canonical form of an address (email-validator), or InvalidEmail.
+
+    Cached: validation (IDNA, syntax) costs more than the insert it precedes, and
+    ingestion and imports see the same addresses again and again."""
     try:
         return validate_email(raw.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:

@@ -19,7 +19,7 @@ from app.engine.model import FunnelDef
 from app.models import WAITING, Contact, Enrollment, Event, Message, StageMove
 from app.services import contacts as contacts_svc
 from app.services.funnels import LiveFunnel, live_funnels, version_definition
-from app.upsert import insert_ignore
+from app.upsert import insert_ignore_id
 
 
 @dataclass(frozen=True)
@@ -41,12 +41,24 @@ def ingest_event(
         "occurred_at": min(occurred_at or now, now), "received_at": now, "client_id": client_id,
         "source": source,
     }
-    event = insert_ignore(session, Event, values, ["contact_id", "client_id"])
-    if event is None:  # the same client id was stored before: nothing more happens
+    event_id = insert_ignore_id(session, Event, values, ["contact_id", "client_id"])
+    if event_id is None:  # the same client id was stored before: nothing more happens
         seen = session.scalar(select(Event).where(Event.contact_id == contact.id, Event.client_id == client_id))
         assert seen is not None
         return Ingested(seen, False)
-    apply_event(session, contact, event, now, funnels)
+    # The engine only reads the event, so a detached copy of the row will do.
+    event = Event(id=event_id, **values)
+    from app.services import segment_membership  # (local: it builds on this module)
+
+    # Segments are brought up to date right after the funnels, in this transaction,
+    # so the session hook need not mark this contact due for the tick as well.
+    handled: set[int] = session.info.setdefault(segment_membership.HANDLED, set())
+    handled.add(contact.id)
+    try:
+        apply_event(session, contact, event, now, funnels)
+        segment_membership.on_event(session, contact, event, now, funnels)
+    finally:
+        handled.discard(contact.id)
     return Ingested(event, True)
 
 
@@ -67,24 +79,72 @@ def apply_event(
         elif machine.entry_matches(live.definition, event.type, event.properties, view) and (
             live.definition.reentry or live.funnel_id not in seen
         ):
-            entering.append((_new_enrollment(contact, live, event), live.definition))
+            enrollment = _new_enrollment(contact, live, event.occurred_at, event.id)
+            entering.append((enrollment, live.definition))
+    _enter(session, entering, event.occurred_at, event)
+
+
+def _enter(
+    session: Session, entering: list[tuple[Enrollment, FunnelDef]], at: datetime,
+    event: Event | None,
+) -> None:
     if entering:
         session.add_all(e for e, _ in entering)
         session.flush()  # one INSERT for every new enrollment; their ids are needed below
         for enrollment, funnel in entering:
-            _arrive(session, enrollment, funnel, None, event.occurred_at, "entry", event)
+            _arrive(session, enrollment, funnel, None, at, "entry", event)
     session.flush()
 
 
-def _new_enrollment(contact: Contact, live: LiveFunnel, event: Event) -> Enrollment:
+def _new_enrollment(
+    contact: Contact, live: LiveFunnel, at: datetime, event_id: int | None
+) -> Enrollment:
     """An enrollment already standing in the first stage, so it is inserted once."""
-    funnel, at = live.definition, event.occurred_at
+    funnel = live.definition
     first = funnel.first_stage.key
     return Enrollment(
         contact_id=contact.id, funnel_id=live.funnel_id, version_id=live.version_id, status="active",
-        stage_key=first, stage_entered_at=at, visit=1, enrolled_at=at, stage_event_id=event.id,
+        stage_key=first, stage_entered_at=at, visit=1, enrolled_at=at, stage_event_id=event_id,
         timeout_at=machine.timeout_at(funnel, first, at),
     )
+
+
+def apply_segment(
+    session: Session, contact: Contact, segment: str, at: datetime,
+    funnels: list[LiveFunnel] | None = None,
+) -> None:
+    """What joining `segment` at `at` does in every live funnel, by the same rules as an
+    event: enroll where the entry names the segment (once, unless `reentry`; one
+    active enrollment per funnel), move on `if: {segment: ...}`, exit on its goals."""
+    query = select(Enrollment).where(Enrollment.contact_id == contact.id)
+    enrollments = session.scalars(query).all()
+    active = {e.funnel_id: e for e in enrollments if e.status == "active"}
+    seen = {e.funnel_id for e in enrollments}
+    entering: list[tuple[Enrollment, FunnelDef]] = []
+    for live in funnels if funnels is not None else live_funnels(session):
+        enrollment = active.get(live.funnel_id)
+        if enrollment is not None:
+            _advance_on_segment(session, enrollment, segment, at)
+        elif machine.entry_on_segment(live.definition, segment) and (
+            live.definition.reentry or live.funnel_id not in seen
+        ):
+            entering.append((_new_enrollment(contact, live, at, None), live.definition))
+    _enter(session, entering, at, None)
+
+
+def _advance_on_segment(
+    session: Session, enrollment: Enrollment, segment: str, at: datetime
+) -> None:
+    """As `_advance`: a join before the enrollment began does nothing, and one before
+    the contact reached the current stage moves nothing."""
+    if at < enrollment.enrolled_at:
+        return
+    funnel = version_definition(session, enrollment.version_id)
+    step = machine.on_segment(funnel, enrollment.stage_key, segment)
+    if isinstance(step, machine.ExitGoal):
+        exit_enrollment(session, enrollment, step.label, max(at, enrollment.stage_entered_at))
+    elif isinstance(step, machine.Move) and at >= enrollment.stage_entered_at:
+        enter_stage(session, enrollment, funnel, step.to, at, reason="segment")
 
 
 def _advance(session: Session, enrollment: Enrollment, event: Event, view: Mapping[str, Any], now: datetime) -> None:

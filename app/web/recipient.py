@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, abort, current_app, render_template, request
-from flask_babel import get_locale
+from flask_babel import get_locale  # type: ignore[import-untyped]
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.wrappers import Response

@@ -616,3 +616,15 @@ def test_it_formats_a_problem_for_the_command_line() -> None:
 def test_it_is_ok_only_without_problems() -> None:
     assert ValidationResult(None, (Problem(1, "key", "bad"),)).ok is False
     assert validate_text(MINIMAL).ok is True
+
+
+def test_it_refuses_names_and_keys_that_do_not_fit_the_database():
+    from app.engine.definition import validate_text as check
+
+    text = "key: k\nname: %s\ntopic: t\nentry: {on: e}\nexit: {on: x}\nstages: [{key: %s}]\n"
+    long_name = check(text % ("n" * 201, "s")).problems
+    assert [(p.line, p.field, p.message) for p in long_name] == [(2, "name", "is 201 characters long; at most 200 fit")]
+    long_key = check(text % ("n", "s" * 65)).problems
+    assert [(p.line, p.field) for p in long_key] == [(6, "stages[0].key")]
+    nul = check(text.replace("name: %s", 'name: "a\\0b"') % ("s",)).problems
+    assert [(p.line, p.field) for p in nul] == [(2, "name")] and "control character" in nul[0].message

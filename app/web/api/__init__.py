@@ -22,6 +22,7 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 errors.register(bp)
 bp.before_request(auth.limit_body)
 bp.before_request(auth.authenticate)
+from app.web.api import segments  # noqa: E402, F401  (its routes and their OpenAPI operations)
 
 
 @bp.before_request

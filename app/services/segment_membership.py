@@ -1,0 +1,297 @@
+"""Segment membership, kept current incrementally: nobody is ever rescanned.
+
+A contact's memberships are evaluated again only when
+- one of their events is ingested (`on_event`, in the event's own transaction);
+- their due time comes (`refresh`, at the start of every tick): the earliest moment
+  a time-based condition can change, as the engine reported it (24 hours after the
+  last add to cart, 60 days after the last click...), kept in `segment_checks`;
+- something else about them changed (attributes, consent, a funnel move outside an
+  event): a session hook (`_touched`) makes them due at once, for the next tick.
+
+Evaluation walks time forward from where the contact was last evaluated to now,
+edge by edge, so every join and leave is recorded at the moment it happened (the
+24 hours passing, not the tick that noticed), and funnels react as of that moment
+(`ingest.apply_segment`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, case, event, inspect, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from app.engine.segments import Verdict, evaluate_all, next_check
+from app.models import (
+    Contact,
+    Enrollment,
+    Event,
+    SegmentChange,
+    SegmentCheck,
+    SegmentMember,
+    Subscription,
+)
+from app.services import ingest
+from app.services.funnels import LiveFunnel, live_funnels
+from app.services.segment_facts import gather
+from app.services.segments import LiveSet, live_segments
+from app.upsert import insert_ignore
+
+# session.info key: contacts whose segments this transaction evaluates itself, so the
+# hook does not also mark them due.
+HANDLED = "nurture.segments.handled"
+MAX_STEPS = 50  # time edges followed per contact at once; the rest waits for a tick
+ROUNDS = 3  # evaluations at one moment while joins move funnels (in_stage segments)
+BUDGET = 5000  # contacts per tick, so a publish's backfill cannot starve sending
+
+
+class _Run:
+    """One contact's evaluation: its memberships as loaded, and what to record."""
+
+    def __init__(self, session: Session, contact: Contact, live: LiveSet,
+                 funnels: list[LiveFunnel] | None) -> None:  # fmt: skip
+        self.session, self.contact, self.live = session, contact, live
+        self.funnels = funnels
+        rows = session.scalars(select(SegmentMember).where(SegmentMember.contact_id == contact.id))
+        self.members = {row.segment_id: row for row in rows}
+
+    def evaluate(self, at: datetime, reason: str, event_id: int | None) -> dict[str, Verdict]:
+        """Evaluate as of `at` and record the changes; a join may move funnels, which
+        may change segments built on funnels: evaluate again then (a few rounds)."""
+        verdicts: dict[str, Verdict] = {}
+        for _ in range(ROUNDS):
+            facts = gather(self.session, self.contact, at, self.live.needs)
+            verdicts = evaluate_all(self.live.definitions, facts, at)
+            joined = self.record(verdicts, at, reason, event_id)
+            if not joined or not self.react(joined, at) or not self.live.needs.journeys:
+                break
+        return verdicts
+
+    def record(
+        self, verdicts: dict[str, Verdict], at: datetime, reason: str, event_id: int | None
+    ) -> list[str]:
+        """Write joins and leaves; the keys of the segments joined."""
+        joined = []
+        for live in self.live.segments:
+            member = verdicts[live.definition.key].member
+            row = self.members.get(live.segment_id)
+            if member == (row is not None):
+                continue
+            if member:
+                row = SegmentMember(
+                    segment_id=live.segment_id, contact_id=self.contact.id, since=at
+                )
+                self.session.add(row)
+                self.members[live.segment_id] = row
+                joined.append(live.definition.key)
+            else:
+                self.session.delete(self.members.pop(live.segment_id))
+            self.session.add(
+                SegmentChange(
+                    segment_id=live.segment_id, contact_id=self.contact.id, at=at,
+                    change="joined" if member else "left", reason=reason, event_id=event_id,
+                )
+            )  # fmt: skip
+        return joined
+
+    def react(self, joined: list[str], at: datetime) -> bool:
+        """Let funnels enroll, move and exit on the joins; False if none listens."""
+        if self.funnels is None:
+            self.funnels = live_funnels(self.session)
+        if not any(f.definition.segments() for f in self.funnels):
+            return False
+        for key in joined:
+            ingest.apply_segment(self.session, self.contact, key, at, self.funnels)
+        return True
+
+
+def on_event(
+    session: Session, contact: Contact, event: Event, now: datetime,
+    funnels: list[LiveFunnel] | None = None,
+) -> None:  # fmt: skip
+    """Bring the contact's memberships up to date after one of their events."""
+    live = live_segments(session)
+    if not live.segments:
+        return
+    check = _lock(session, contact.id)
+    overdue = check.due_at is not None and check.due_at <= now
+    if check.checked_at is not None and not overdue and not live.needs.moved_by(event.type):
+        return  # nothing this event could change
+    run = _Run(session, contact, live, funnels)
+    _bring_up_to_date(run, check, now, final=("event", event.id))
+
+
+def _lock(session: Session, contact_id: int) -> SegmentCheck:
+    """The contact's check row, locked: evaluations of one contact (an event in a web
+    process, the tick in a worker) happen one after the other, never interleaved."""
+    check = session.get(SegmentCheck, contact_id, with_for_update=True)
+    if check is None:
+        values = {"contact_id": contact_id, "due_at": None, "reason": None, "checked_at": None}
+        check = insert_ignore(session, SegmentCheck, values, ["contact_id"])
+    if check is None:  # a concurrent twin inserted it first
+        check = session.get(SegmentCheck, contact_id, with_for_update=True, populate_existing=True)
+    assert check is not None
+    return check
+
+
+def _bring_up_to_date(
+    run: _Run, check: SegmentCheck, until: datetime, final: tuple[str, int | None] | None
+) -> None:
+    """Evaluate at each due moment up to `until` (then at `until` itself when `final`
+    gives the reason to: an event), and keep the next due moment."""
+    at: datetime | None = None
+    nxt: datetime | None = None
+    if check.due_at is not None and check.due_at <= until:
+        at = max(check.due_at, check.checked_at or check.due_at)
+        reason = check.reason or "time"
+        for _ in range(MAX_STEPS):
+            nxt = next_check(run.evaluate(at, reason, None).values())
+            if nxt is None or nxt > until or nxt <= at:
+                break
+            at, reason = nxt, "time"
+    if final is not None and (at is None or at < until):
+        at = until
+        nxt = next_check(run.evaluate(until, final[0], final[1]).values())
+    check.checked_at = max(at or until, check.checked_at or until)
+    check.due_at, check.reason = nxt, "time" if nxt is not None else None
+
+
+# --- The tick -----------------------------------------------------------------------------
+
+
+def refresh(
+    sessions: sessionmaker[Session], now: datetime, *, batch: int = 500, budget: int = BUDGET
+) -> int:
+    """Bring every contact due by `now` up to date, in batches (one transaction each);
+    at most `budget` contacts, the rest at the next tick. Returns how many."""
+    done: set[int] = set()
+    while len(done) < budget:
+        with sessions.begin() as s:
+            live = live_segments(s)
+            if not live.segments:  # marks made before any segment existed: drop them
+                _clear(s, now)
+                break
+            checks = _claim(s, now, min(batch, budget - len(done)), done)
+            if not checks:
+                break
+            _process(s, checks, live, now)
+            done |= {c.contact_id for c in checks}
+    return len(done)
+
+
+def _claim(s: Session, now: datetime, limit: int, done: set[int]) -> list[SegmentCheck]:
+    """Due checks, oldest first. SKIP LOCKED: two workers never evaluate one contact at
+    once, and a contact an event is being applied to right now waits for the next tick."""
+    query = select(SegmentCheck).where(SegmentCheck.due_at <= now)
+    if done:
+        query = query.where(SegmentCheck.contact_id.not_in(done))
+    query = query.order_by(SegmentCheck.due_at, SegmentCheck.contact_id).limit(limit)
+    return list(s.scalars(query.with_for_update(skip_locked=True)))
+
+
+def _clear(s: Session, now: datetime) -> None:
+    s.execute(
+        update(SegmentCheck)
+        .where(SegmentCheck.due_at <= now)
+        .values(due_at=None, reason=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _process(s: Session, checks: list[SegmentCheck], live: LiveSet, now: datetime) -> None:
+    ids = {c.contact_id for c in checks}
+    contacts = {
+        c.id: c
+        for c in s.scalars(
+            select(Contact).where(Contact.id.in_(ids)).options(selectinload(Contact.subscriptions))
+        )
+    }
+    handled: set[int] = s.info.setdefault(HANDLED, set())
+    handled |= ids
+    funnels = live_funnels(s)
+    try:
+        for check in checks:
+            run = _Run(s, contacts[check.contact_id], live, funnels)
+            _bring_up_to_date(run, check, now, None)
+    finally:
+        handled -= ids
+
+
+# --- Marking contacts due -------------------------------------------------------------------
+
+
+def due_upsert(session: Session, rows: Select[Any] | None = None) -> Any:
+    """INSERT into segment_checks (contact_id, due_at, reason), from `rows` or from
+    parameters, keeping whichever due time is earlier."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(SegmentCheck)
+    if rows is not None:
+        statement = statement.from_select(["contact_id", "due_at", "reason"], rows)
+    new = statement.excluded
+    earlier = or_(SegmentCheck.due_at.is_(None), new.due_at < SegmentCheck.due_at)
+    return statement.on_conflict_do_update(
+        index_elements=["contact_id"],
+        set_={
+            "due_at": case((earlier, new.due_at), else_=SegmentCheck.due_at),
+            "reason": case((earlier, new.reason), else_=SegmentCheck.reason),
+        },
+    )
+
+
+def touch(session: Session, marks: dict[int, datetime], reason: str = "update") -> None:
+    """Make these contacts due (at the given moments) for the next tick."""
+    if marks:
+        rows = [
+            {"contact_id": c, "due_at": at, "reason": reason} for c, at in sorted(marks.items())
+        ]
+        session.connection().execute(due_upsert(session), rows)
+
+
+_WATCHED: dict[type, tuple[str, ...]] = {
+    Contact: ("attributes", "status", "timezone", "locale"),
+    Subscription: ("status",),
+    Enrollment: ("stage_key", "status"),
+}
+
+
+@event.listens_for(Session, "after_flush")
+def _touched(session: Session, _context: Any) -> None:
+    """Contacts whose attributes, consent or funnel journeys changed outside an event
+    (the API, the preference centre, a bounce, a funnel timeout or publish) are due
+    at once: their segments may have changed."""
+    handled = session.info.get(HANDLED, ())
+    marks: dict[int, datetime] = {}
+    for found in _changes(session, [*session.new, *session.dirty]):
+        contact_id, at = found
+        if contact_id not in handled:
+            marks[contact_id] = min(marks.get(contact_id, at), at)
+    touch(session, marks)
+
+
+def _changes(session: Session, objects: Iterable[object]) -> Iterable[tuple[int, datetime]]:
+    for obj in objects:
+        watched = _WATCHED.get(type(obj))
+        if watched is None:
+            continue
+        state = inspect(obj)
+        if not (state.pending or obj in session.new) and not any(
+            state.attrs[name].history.has_changes() for name in watched
+        ):
+            continue
+        found = _moment(obj)
+        if found is not None and found[1] is not None:
+            yield found  # type: ignore[misc]
+
+
+def _moment(obj: Any) -> tuple[int, datetime | None] | None:
+    if isinstance(obj, Contact):
+        return obj.id, obj.updated_at
+    if isinstance(obj, Subscription):
+        return obj.contact_id, obj.updated_at
+    if isinstance(obj, Enrollment):
+        return obj.contact_id, obj.exited_at or obj.stage_entered_at
+    return None
