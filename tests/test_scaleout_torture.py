@@ -21,7 +21,42 @@ from app.services.ingest import ingest_event
 from tests.conftest import TEMPLATES, at
 from tests.helpers import publish
 from tests.support.workers import WorkerPool
-from tests.test_engine_caps import PROMO, WELCOME
+
+# Two competing funnels: on sign-up both want to mail at once, the global caps
+# (1/1d, 3/7d) let one through and defer the other. Three emails per contact keep
+# a month for 5,000 contacts within a few minutes.
+WELCOME = """
+key: welcome-series
+name: Welcome series
+topic: nurture
+priority: 10
+entry: {on: signed_up}
+exit: {on: purchase_completed, as: converted}
+stages:
+  - key: onboarding
+    emails: [{template: ebook-welcome, after: 0m}, {template: video1-invite, after: 1d}]
+"""
+PROMO = """
+key: spring-promo
+name: Spring promotion
+topic: newsletter
+priority: 1
+entry: {on: signed_up}
+exit: {on: purchase_completed, as: converted}
+stages:
+  - key: promo
+    emails: [{template: demo-invite, after: 0m}]
+"""
+key: spring-promo
+name: Spring promotion
+topic: newsletter
+priority: 1
+entry: {on: signed_up}
+stages:
+  - key: promo
+    emails: [{template: demo-invite, after: 0m}, {template: contact-invite, after: 2d}]
+    transitions: [{after: 12d, to: promo}]
+"""
 
 CONTACTS = 5000
 START = at("2026-03-02 00:00")
@@ -66,6 +101,7 @@ def assert_caps_held(sink) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_it_survives_four_workers_and_a_kill(pg_only_url, smtp_sink, tmp_path):
     engine = make_engine(pg_only_url)
     sessions = make_session_factory(engine)
@@ -81,7 +117,7 @@ def test_it_survives_four_workers_and_a_kill(pg_only_url, smtp_sink, tmp_path):
                 pool.start("w1")
                 killed = True
             pool.wait()
-            now += timedelta(hours=2)
+            now += timedelta(hours=3)
         pool.step(END + timedelta(hours=3))  # past the lease: the killed worker's claims settle
     assert killed
 
@@ -100,4 +136,5 @@ def test_it_survives_four_workers_and_a_kill(pg_only_url, smtp_sink, tmp_path):
     received = set(ids)
     assert sent_ids <= received  # everything recorded as sent arrived
     assert received - sent_ids <= unknown_ids  # anything else is one the killed worker left unconfirmed
-    assert statuses["sent"] >= CONTACTS * 4  # the month moved real volume
+    # Everyone got all three within the caps, but for what the killed worker left unconfirmed.
+    assert statuses["sent"] + statuses.get("unknown", 0) == CONTACTS * 3

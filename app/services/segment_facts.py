@@ -5,30 +5,38 @@ property conditions (counts, sums of a numeric property, oldest and newest, per
 event type and window), so a contact with thousands of events costs one small
 result, not thousands of rows. Windows with `where` conditions are tallied in
 Python over that contact's events of those types only (the engine's `tally`).
+
+The statements depend only on what the live segments need, so they are built once
+per set of needs (with the contact and the moments as parameters) and reused:
+building them is most of the cost of a small query.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, case, cast, func, select
+from sqlalchemy import ColumnElement, Float, Select, bindparam, case, cast, func, select
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import Session
 
+from app.db import UTCDateTime
 from app.engine.segments import Facts, Journey, Needs, Tally, Window, tally
 from app.models import Contact, Enrollment, Event, Funnel
 from app.services.contacts import render_view
+
+Reader = Callable[[Sequence[Any]], Tally]
 
 
 def gather(session: Session, contact: Contact, at: datetime, needs: Needs) -> Facts:
     """The facts `needs` asks for about `contact`, as of `at`."""
     view = render_view(contact)
-    plain = [w for w in needs.windows if not w.key.where]
-    filtered = [w for w in needs.windows if w.key.where]
-    tallies = {**_sql_tallies(session, contact.id, at, plain)}
-    tallies.update(_python_tallies(session, contact.id, at, filtered, view))
+    queries = _queries(needs, session.get_bind().dialect.name)
+    tallies = queries.sql_tallies(session, contact.id, at)
+    tallies.update(queries.python_tallies(session, contact.id, at, view))
     return Facts(
         contact=view,
         created_at=contact.created_at,
@@ -40,76 +48,114 @@ def gather(session: Session, contact: Contact, at: datetime, needs: Needs) -> Fa
     )
 
 
-def _sql_tallies(
-    session: Session, contact_id: int, at: datetime, windows: list[Window]
-) -> dict[Window, Tally]:
-    if not windows:
-        return {}
-    columns, readers = _columns(session, windows, at)
-    rows = session.execute(
-        select(Event.type, *columns)
-        .where(
-            Event.contact_id == contact_id,
-            Event.type.in_({w.key.type for w in windows}),
-            Event.occurred_at <= at,
-        )
-        .group_by(Event.type)
-    ).all()
-    by_type = {row[0]: row[1:] for row in rows}
-    return {w: readers[w](by_type[w.key.type]) for w in windows if w.key.type in by_type}
+@cache
+def _queries(needs: Needs, dialect: str) -> _Queries:
+    return _Queries(needs, dialect)
 
 
-def _columns(
-    session: Session, windows: list[Window], at: datetime
-) -> tuple[list[ColumnElement[Any]], dict[Window, Any]]:
-    """The aggregate columns the windows need (each once) and, per window, how to read
-    its Tally from a row of them."""
-    columns: list[ColumnElement[Any]] = [func.count(), func.min(Event.occurred_at)]
-    columns.append(func.max(Event.occurred_at))
-    index: dict[tuple[str, timedelta | None, str | None], int] = {}
+class _Queries:
+    """The prepared statements for one set of needs on one kind of database."""
 
-    def column(kind: str, within: timedelta | None, prop: str | None = None) -> int:
-        if (kind, within, prop) not in index:
-            index[(kind, within, prop)] = len(columns)
-            columns.append(_aggregate(session, kind, at - within if within else None, prop))
-        return index[(kind, within, prop)]
+    def __init__(self, needs: Needs, dialect: str) -> None:
+        self.dialect = dialect
+        self.plain = sorted((w for w in needs.windows if not w.key.where), key=repr)
+        self.filtered = sorted((w for w in needs.windows if w.key.where), key=repr)
+        self.starts = sorted({w.within for w in needs.windows if w.within}, key=lambda d: d)
+        self.aggregate, self.readers = self._aggregate() if self.plain else (None, {})
+        self.rows = self._rows() if self.filtered else None
 
-    readers: dict[Window, Any] = {}
-    for w in windows:
-        count = column("count", w.within) if w.within else 0
-        oldest = column("oldest", w.within) if w.within else 1
-        total = column("sum", w.within, w.prop) if w.prop else None
-        readers[w] = _reader(count, oldest, total, at - w.within if w.within else None)
-    return columns, readers
+    def params(self, contact_id: int, at: datetime) -> dict[str, Any]:
+        found: dict[str, Any] = {"contact_id": contact_id, "at": at}
+        found.update({f"start_{i}": at - within for i, within in enumerate(self.starts)})
+        return found
+
+    def start(self, within: timedelta) -> Any:
+        return bindparam(f"start_{self.starts.index(within)}", type_=UTCDateTime())
+
+    def _aggregate(self) -> tuple[Select[Any], dict[Window, Reader]]:
+        columns: list[ColumnElement[Any]] = [func.count(), func.min(Event.occurred_at)]
+        columns.append(func.max(Event.occurred_at))
+        index: dict[tuple[str, timedelta | None, str | None], int] = {}
+
+        def column(kind: str, within: timedelta | None, prop: str | None = None) -> int:
+            if (kind, within, prop) not in index:
+                index[(kind, within, prop)] = len(columns)
+                columns.append(self._column(kind, within, prop))
+            return index[(kind, within, prop)]
+
+        readers: dict[Window, Reader] = {}
+        for w in self.plain:
+            count = column("count", w.within) if w.within else 0
+            oldest = column("oldest", w.within) if w.within else 1
+            total = column("sum", w.within, w.prop) if w.prop else None
+            readers[w] = _reader(count, oldest, total, w.within)
+        types = sorted({w.key.type for w in self.plain})
+        statement = select(Event.type, *columns).where(*_scope(types)).group_by(Event.type)
+        return statement, readers
+
+    def _column(self, kind: str, within: timedelta | None, prop: str | None) -> ColumnElement[Any]:
+        inside = Event.occurred_at > self.start(within) if within else None
+        if kind == "count":
+            return func.sum(case((inside, 1), else_=0))  # type: ignore[arg-type]
+        if kind == "oldest":
+            return func.min(case((inside, Event.occurred_at)))  # type: ignore[arg-type]
+        assert prop is not None
+        is_number, value = _number(self.dialect, prop)
+        return func.sum(case((is_number if inside is None else is_number & inside, value)))
+
+    def _rows(self) -> Select[Any]:
+        types = sorted({w.key.type for w in self.filtered})
+        query = select(Event.type, Event.occurred_at, Event.properties).where(*_scope(types))
+        if all(w.within for w in self.filtered):  # only the longest window's events matter
+            longest = max(w.within for w in self.filtered if w.within)
+            query = query.where(Event.occurred_at > self.start(longest))
+        return query
+
+    def sql_tallies(self, session: Session, contact_id: int, at: datetime) -> dict[Window, Tally]:
+        if self.aggregate is None:
+            return {}
+        rows = session.execute(self.aggregate, self.params(contact_id, at)).all()
+        by_type = {row[0]: row[1:] for row in rows}
+        return {
+            w: read(by_type[w.key.type])
+            for w, read in self.readers.items()
+            if w.key.type in by_type
+        }
+
+    def python_tallies(
+        self, session: Session, contact_id: int, at: datetime, view: dict[str, Any]
+    ) -> dict[Window, Tally]:
+        if self.rows is None:
+            return {}
+        found = session.execute(self.rows, self.params(contact_id, at)).all()
+        events = [(t, occurred, properties) for t, occurred, properties in found]
+        return {w: tally(events, w, at, view) for w in self.filtered}
 
 
-def _reader(count: int, oldest: int, total: int | None, start: datetime | None) -> Any:
-    def read(row: Any) -> Tally:
-        newest = row[2] if start is None or (row[2] is not None and row[2] > start) else None
-        return Tally(row[count] or 0, float(row[total] or 0) if total else 0.0, row[oldest], newest)
+def _scope(types: list[str]) -> list[ColumnElement[bool]]:
+    return [
+        Event.contact_id == bindparam("contact_id"),
+        Event.type.in_(types),
+        Event.occurred_at <= bindparam("at", type_=UTCDateTime()),
+    ]
+
+
+def _reader(count: int, oldest: int, total: int | None, within: timedelta | None) -> Reader:
+    def read(row: Sequence[Any]) -> Tally:
+        newest = row[2]
+        if within is not None and row[count] == 0:
+            newest = None  # nothing in the window (the newest event is older)
+        amount = float(row[total] or 0) if total is not None else 0.0
+        return Tally(row[count] or 0, amount, row[oldest], newest)
 
     return read
 
 
-def _aggregate(
-    session: Session, kind: str, start: datetime | None, prop: str | None
-) -> ColumnElement[Any]:
-    inside = Event.occurred_at > start if start is not None else None
-    if kind == "count":
-        return func.sum(case((inside, 1), else_=0))  # type: ignore[arg-type]
-    if kind == "oldest":
-        return func.min(case((inside, Event.occurred_at)))  # type: ignore[arg-type]
-    assert prop is not None
-    is_number, value = _number(session, prop)
-    condition = is_number if inside is None else (is_number & inside)
-    return func.sum(case((condition, value)))
-
-
-def _number(session: Session, prop: str) -> tuple[ColumnElement[bool], ColumnElement[Any]]:
+def _number(dialect: str, prop: str) -> tuple[ColumnElement[bool], ColumnElement[Any]]:
     """(is the property a JSON number, its value): a text "12" or a true is not a
     number, as in `where` conditions."""
     parts = prop.split(".")
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         path = array(parts)
         node = Event.properties.op("#>")(path)
         text = Event.properties.op("#>>")(path)
@@ -119,37 +165,24 @@ def _number(session: Session, prop: str) -> tuple[ColumnElement[bool], ColumnEle
     return kind.in_(("integer", "real")), func.json_extract(Event.properties, json_path)
 
 
-def _python_tallies(
-    session: Session, contact_id: int, at: datetime, windows: list[Window], view: dict[str, Any]
-) -> dict[Window, Tally]:
-    if not windows:
-        return {}
-    query = select(Event.type, Event.occurred_at, Event.properties).where(
-        Event.contact_id == contact_id,
-        Event.type.in_({w.key.type for w in windows}),
-        Event.occurred_at <= at,
-    )
-    if all(w.within for w in windows):  # only the longest window's events matter
-        longest = max(w.within for w in windows if w.within)
-        query = query.where(Event.occurred_at > at - longest)
-    events = [(t, occurred, props) for t, occurred, props in session.execute(query).all()]
-    return {w: tally(events, w, at, view) for w in windows}
+_LAST_SEEN = select(func.max(Event.occurred_at)).where(
+    Event.contact_id == bindparam("contact_id"),
+    Event.occurred_at <= bindparam("at", type_=UTCDateTime()),
+)
+_JOURNEYS = (
+    select(Funnel.key, Enrollment.status, Enrollment.stage_key, Enrollment.exit_label)
+    .join(Funnel, Funnel.id == Enrollment.funnel_id)
+    .where(Enrollment.contact_id == bindparam("contact_id"))
+)
 
 
 def _last_seen(session: Session, contact_id: int, at: datetime) -> datetime | None:
-    query = select(func.max(Event.occurred_at)).where(
-        Event.contact_id == contact_id, Event.occurred_at <= at
-    )
-    return session.scalar(query)
+    found: datetime | None = session.scalar(_LAST_SEEN, {"contact_id": contact_id, "at": at})
+    return found
 
 
 def _journeys(session: Session, contact_id: int) -> dict[str, tuple[Journey, ...]]:
-    rows = session.execute(
-        select(Funnel.key, Enrollment.status, Enrollment.stage_key, Enrollment.exit_label)
-        .join(Funnel, Funnel.id == Enrollment.funnel_id)
-        .where(Enrollment.contact_id == contact_id)
-    ).all()
     found: dict[str, list[Journey]] = defaultdict(list)
-    for key, status, stage, label in rows:
+    for key, status, stage, label in session.execute(_JOURNEYS, {"contact_id": contact_id}):
         found[key].append(Journey(status, stage, label))
     return {key: tuple(journeys) for key, journeys in found.items()}

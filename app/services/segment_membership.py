@@ -51,12 +51,16 @@ BUDGET = 5000  # contacts per tick, so a publish's backfill cannot starve sendin
 class _Run:
     """One contact's evaluation: its memberships as loaded, and what to record."""
 
-    def __init__(self, session: Session, contact: Contact, live: LiveSet,
-                 funnels: list[LiveFunnel] | None) -> None:  # fmt: skip
+    def __init__(
+        self, session: Session, contact: Contact, live: LiveSet,
+        funnels: list[LiveFunnel] | None, members: list[SegmentMember] | None = None,
+    ) -> None:  # fmt: skip
         self.session, self.contact, self.live = session, contact, live
         self.funnels = funnels
-        rows = session.scalars(select(SegmentMember).where(SegmentMember.contact_id == contact.id))
-        self.members = {row.segment_id: row for row in rows}
+        if members is None:
+            query = select(SegmentMember).where(SegmentMember.contact_id == contact.id)
+            members = list(session.scalars(query))
+        self.members = {row.segment_id: row for row in members}
 
     def evaluate(self, at: datetime, reason: str, event_id: int | None) -> dict[str, Verdict]:
         """Evaluate as of `at` and record the changes; a join may move funnels, which
@@ -209,12 +213,16 @@ def _process(s: Session, checks: list[SegmentCheck], live: LiveSet, now: datetim
             select(Contact).where(Contact.id.in_(ids)).options(selectinload(Contact.subscriptions))
         )
     }
+    members: dict[int, list[SegmentMember]] = {i: [] for i in ids}
+    for row in s.scalars(select(SegmentMember).where(SegmentMember.contact_id.in_(ids))):
+        members[row.contact_id].append(row)
     handled: set[int] = s.info.setdefault(HANDLED, set())
     handled |= ids
     funnels = live_funnels(s)
     try:
         for check in checks:
-            run = _Run(s, contacts[check.contact_id], live, funnels)
+            contact = contacts[check.contact_id]
+            run = _Run(s, contact, live, funnels, members[contact.id])
             _bring_up_to_date(run, check, now, None)
     finally:
         handled -= ids

@@ -44,12 +44,16 @@ PUBLISH = "publish"
 _DEFINITIONS: weakref.WeakKeyDictionary[Engine | Connection, dict[int, SegmentDef]] = (
     weakref.WeakKeyDictionary()
 )
+_LIVE: weakref.WeakKeyDictionary[
+    Engine | Connection, dict[tuple[tuple[int, int], ...], LiveSet]
+] = weakref.WeakKeyDictionary()
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_uncommitted(_session: Session) -> None:
     """SQLite may hand a rolled-back version's id to the next insert: forget them all."""
     _DEFINITIONS.clear()
+    _LIVE.clear()
 
 
 class SegmentInvalid(ValueError):
@@ -92,16 +96,32 @@ def definition_of_version(session: Session, version: SegmentVersion) -> SegmentD
 
 
 def live_segments(session: Session) -> LiveSet:
-    """Every published segment, those others build on first."""
-    rows = session.execute(
-        select(Segment.id, SegmentVersion).join(
-            SegmentVersion, SegmentVersion.id == Segment.live_version_id
-        )
-    ).all()
-    live = {v.id: LiveSegment(sid, v.id, definition_of_version(session, v)) for sid, v in rows}
-    order = {d.key: i for i, d in enumerate(in_order([s.definition for s in live.values()]))}
-    ordered = sorted(live.values(), key=lambda s: order[s.definition.key])
-    return LiveSet(tuple(ordered), Needs.of(s.definition for s in ordered))
+    """Every published segment, those others build on first.
+
+    Read on every event, so it reads two columns: the set for the same versions is
+    built once (definitions, order, needs) and kept, as definitions are.
+    """
+    query = select(Segment.id, Segment.live_version_id).where(Segment.live_version_id.is_not(None))
+    live = tuple((sid, vid) for sid, vid in session.execute(query) if vid is not None)
+    cache = _LIVE.setdefault(session.get_bind(), {})
+    found = cache.get(live)
+    if found is None:
+        found = cache[live] = _live_set(session, live)
+    return found
+
+
+def _live_set(session: Session, live: tuple[tuple[int, int], ...]) -> LiveSet:
+    segments = []
+    for segment_id, version_id in live:
+        definition = _cache(session).get(version_id)
+        if definition is None:
+            version = session.get(SegmentVersion, version_id)
+            assert version is not None, f"segment version {version_id} is missing"
+            definition = definition_of_version(session, version)
+        segments.append(LiveSegment(segment_id, version_id, definition))
+    order = {d.key: i for i, d in enumerate(in_order([s.definition for s in segments]))}
+    segments.sort(key=lambda s: order[s.definition.key])
+    return LiveSet(tuple(segments), Needs.of(s.definition for s in segments))
 
 
 # --- Validation against the database --------------------------------------------------
