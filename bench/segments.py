@@ -24,6 +24,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -32,7 +33,14 @@ from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
 from app.db import make_engine, make_session_factory  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
-from app.models import Contact, Event, SegmentCheck, SegmentMember, Subscription  # noqa: E402
+from app.models import (  # noqa: E402
+    Contact,
+    Event,
+    Segment,
+    SegmentCheck,
+    SegmentMember,
+    Subscription,
+)
 from app.services import funnels as funnels_svc  # noqa: E402
 from app.services import segments as segments_svc  # noqa: E402
 from app.services.funnels import live_funnels  # noqa: E402
@@ -65,10 +73,7 @@ def database(path: Path, segments: bool) -> sessionmaker[Session]:
         with sessions.begin() as s:
             ctx = segments_svc.context(s)
             for source in _sources():
-                definition = segments_svc.check(source, ctx)
-                data = segments_svc._data(source)
-                segment, version, _ = segments_svc.save_version(s, source, definition, data, T0)
-                segments_svc.publish(s, segment, version, T0)
+                segments_svc.load_text(s, source, T0, ctx)
             funnels_svc.load_file(s, ROOT / "funnels" / "cart-recovery.yaml", T0, None)
     return sessions
 
@@ -107,35 +112,49 @@ def populate(sessions: sessionmaker[Session], population: int, due: int) -> None
     """`population` contacts with up-to-date memberships: the first `due` added to
     their cart 23 hours before T0 (so they come due at T0 + 1h); everyone viewed a
     page a month ago and is a newsletter reader; a tenth are high-value customers."""
-    cart, month = T0 - timedelta(hours=23), T0 - timedelta(days=30)
     with sessions.begin() as s:
-        ids = {k: i for k, i in s.execute(select(segments_svc.Segment.key, segments_svc.Segment.id))}
-    engine = sessions.kw["bind"]
-    with engine.begin() as conn:
+        ids = {key: sid for key, sid in s.execute(select(Segment.key, Segment.id))}
+    with sessions.kw["bind"].begin() as conn:
         for lo in range(1, population + 1, CHUNK):
             chunk = range(lo, min(population, lo + CHUNK - 1) + 1)
-            conn.execute(insert(Contact), [
-                {"id": i, "email": f"c{i}@bench.example.com", "attributes": {"country": "DE" if i % 3 else "FR"},
-                 "status": "active", "created_at": month, "updated_at": month} for i in chunk])
-            conn.execute(insert(Subscription), [
-                {"contact_id": i, "topic": "newsletter", "status": "subscribed", "updated_at": month}
-                for i in chunk])
-            conn.execute(insert(Event), [
-                {"contact_id": i, "type": "add_to_cart" if i <= due else "page_viewed", "properties": {},
-                 "occurred_at": cart if i <= due else month, "received_at": month, "source": "bench"}
-                for i in chunk])
-            conn.execute(insert(Event), [
-                {"contact_id": i, "type": "purchase_completed", "properties": {"amount": 1500},
-                 "occurred_at": month, "received_at": month, "source": "bench"} for i in chunk if i % 10 == 0])
-            conn.execute(insert(SegmentCheck), [
-                {"contact_id": i, "due_at": cart + timedelta(hours=24) if i <= due else None,
-                 "reason": "time" if i <= due else None, "checked_at": T0 - timedelta(hours=1)}
-                for i in chunk])
-            members = [{"segment_id": ids["newsletter"], "contact_id": i, "since": month} for i in chunk]
-            members += [{"segment_id": ids["germans"], "contact_id": i, "since": month} for i in chunk if i % 3]
-            members += [{"segment_id": ids[k], "contact_id": i, "since": month}
-                        for i in chunk if i % 10 == 0 for k in ("high-value", "loyal")]
-            conn.execute(insert(SegmentMember), members)  # fmt: skip
+            for table, rows in _rows(chunk, due, ids):
+                conn.execute(insert(table), rows)
+
+
+def _rows(chunk: range, due: int, ids: dict[str, int]) -> list[tuple[Any, list[dict[str, Any]]]]:
+    cart, month = T0 - timedelta(hours=23), T0 - timedelta(days=30)
+    contacts = [
+        {"id": i, "email": f"c{i}@bench.example.com", "status": "active",
+         "attributes": {"country": "DE" if i % 3 else "FR"}, "created_at": month,
+         "updated_at": month}
+        for i in chunk
+    ]  # fmt: skip
+    subscriptions = [
+        {"contact_id": i, "topic": "newsletter", "status": "subscribed", "updated_at": month}
+        for i in chunk
+    ]
+    events = [_event(i, "add_to_cart", cart) if i <= due else _event(i, "page_viewed", month)
+              for i in chunk]  # fmt: skip
+    events += [_event(i, "purchase_completed", month, amount=1500) for i in chunk if i % 10 == 0]
+    checks = [
+        {"contact_id": i, "due_at": cart + timedelta(hours=24) if i <= due else None,
+         "reason": "time" if i <= due else None, "checked_at": T0 - timedelta(hours=1)}
+        for i in chunk
+    ]  # fmt: skip
+    members = [_member(ids["newsletter"], i) for i in chunk]
+    members += [_member(ids["germans"], i) for i in chunk if i % 3]
+    members += [_member(ids[k], i) for i in chunk if i % 10 == 0 for k in ("high-value", "loyal")]
+    return [(Contact, contacts), (Subscription, subscriptions), (Event, events),
+            (SegmentCheck, checks), (SegmentMember, members)]  # fmt: skip
+
+
+def _event(contact_id: int, kind: str, at: datetime, **properties: Any) -> dict[str, Any]:
+    return {"contact_id": contact_id, "type": kind, "properties": properties,
+            "occurred_at": at, "received_at": at, "source": "bench"}  # fmt: skip
+
+
+def _member(segment_id: int, contact_id: int) -> dict[str, Any]:
+    return {"segment_id": segment_id, "contact_id": contact_id, "since": T0 - timedelta(days=30)}
 
 
 def jump(sessions: sessionmaker[Session], due: int) -> float:
@@ -144,8 +163,8 @@ def jump(sessions: sessionmaker[Session], due: int) -> float:
     done = refresh(sessions, T0 + timedelta(hours=24), budget=10 * due)
     seconds = time.perf_counter() - begun
     with sessions() as s:
-        joined = s.scalar(select(func.count()).select_from(SegmentMember).join(
-            segments_svc.Segment).where(segments_svc.Segment.key == "cart-abandoners"))  # fmt: skip
+        query = select(func.count()).select_from(SegmentMember).join(Segment)
+        joined = s.scalar(query.where(Segment.key == "cart-abandoners"))
     assert done == due and joined == due, (done, joined)
     return seconds
 

@@ -20,12 +20,7 @@ def load_segment(sessions: sessionmaker[Session], source: str | Path, now: datet
     """Validate, save and publish a segment (text or file); its id."""
     text = source.read_text() if isinstance(source, Path) else source
     with sessions.begin() as s:
-        ctx = segments_svc.context(s)
-        definition = segments_svc.check(text, ctx)
-        data = segments_svc._data(text)
-        segment, version, _ = segments_svc.save_version(s, text, definition, data, now)
-        if segment.live_version_id != version.id:
-            segments_svc.publish(s, segment, version, now)
+        segment, _, _ = segments_svc.load_text(s, text, now, segments_svc.context(s))
         return segment.id
 
 

@@ -47,16 +47,6 @@ stages:
   - key: promo
     emails: [{template: demo-invite, after: 0m}]
 """
-key: spring-promo
-name: Spring promotion
-topic: newsletter
-priority: 1
-entry: {on: signed_up}
-stages:
-  - key: promo
-    emails: [{template: demo-invite, after: 0m}, {template: contact-invite, after: 2d}]
-    transitions: [{after: 12d, to: promo}]
-"""
 
 CONTACTS = 5000
 START = at("2026-03-02 00:00")

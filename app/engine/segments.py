@@ -251,8 +251,11 @@ class Needs:
         )
 
     def moved_by(self, event_type: str) -> bool:
-        """Can an event of this type change any answer?"""
-        return self.last_seen or any(w.key.type == event_type for w in self.windows)
+        """Can an event of this type change any answer? Any event can when segments
+        read the last time seen or funnel journeys (the event may move a funnel)."""
+        if self.last_seen or self.journeys:
+            return True
+        return any(w.key.type == event_type for w in self.windows)
 
 
 # --- Tallies from events (the service's path for windows with conditions) -------------

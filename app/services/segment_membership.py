@@ -102,14 +102,19 @@ class _Run:
         return joined
 
     def react(self, joined: list[str], at: datetime) -> bool:
-        """Let funnels enroll, move and exit on the joins; False if none listens."""
+        """Let funnels enroll, move and exit on the joins; False if none listens (only
+        live funnels are asked: a segment that no live version names moves nothing)."""
         if self.funnels is None:
             self.funnels = live_funnels(self.session)
-        if not any(f.definition.segments() for f in self.funnels):
-            return False
-        for key in joined:
+        heard = [key for key in joined if key in _listened(self.funnels)]
+        for key in heard:
             ingest.apply_segment(self.session, self.contact, key, at, self.funnels)
-        return True
+        return bool(heard)
+
+
+def _listened(funnels: list[LiveFunnel]) -> set[str]:
+    """The segments live funnels enter, move or exit on."""
+    return {key for live in funnels for key in live.definition.segments()}
 
 
 def on_event(
@@ -285,8 +290,8 @@ def _changes(session: Session, objects: Iterable[object]) -> Iterable[tuple[int,
         watched = _WATCHED.get(type(obj))
         if watched is None:
             continue
-        state = inspect(obj)
-        if not (state.pending or obj in session.new) and not any(
+        state = inspect(obj)  # in after_flush, history still holds what was flushed
+        if obj not in session.new and not any(
             state.attrs[name].history.has_changes() for name in watched
         ):
             continue

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.db import UTCDateTime
 from app.engine.conditions import attribute_kind
-from app.engine.definition import Problem
+from app.engine.definition import Problem, load_source
 from app.engine.segment_checks import segment_from_dict, validate_text
 from app.engine.segments import Needs, SegmentDef, in_order
 from app.models import (
@@ -44,9 +44,10 @@ PUBLISH = "publish"
 _DEFINITIONS: weakref.WeakKeyDictionary[Engine | Connection, dict[int, SegmentDef]] = (
     weakref.WeakKeyDictionary()
 )
-_LIVE: weakref.WeakKeyDictionary[
-    Engine | Connection, dict[tuple[tuple[int, int], ...], LiveSet]
-] = weakref.WeakKeyDictionary()
+LiveKey = tuple[tuple[int, int], ...]  # (segment id, live version id) of every live segment
+_LIVE: weakref.WeakKeyDictionary[Engine | Connection, dict[LiveKey, LiveSet]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -110,7 +111,7 @@ def live_segments(session: Session) -> LiveSet:
     return found
 
 
-def _live_set(session: Session, live: tuple[tuple[int, int], ...]) -> LiveSet:
+def _live_set(session: Session, live: LiveKey) -> LiveSet:
     segments = []
     for segment_id, version_id in live:
         definition = _cache(session).get(version_id)
@@ -259,28 +260,32 @@ def mark_everyone(session: Session, now: datetime) -> int:
 
 
 def load_file(
-    session: Session,
-    path: Path,
-    now: datetime,
-    ctx: Context,
+    session: Session, path: Path, now: datetime, ctx: Context,
     others: Mapping[str, Collection[str]] | None = None,
-) -> tuple[Segment, SegmentVersion, bool]:
+) -> tuple[Segment, SegmentVersion, bool]:  # fmt: skip
     """Validate and publish one definition file; (segment, version, new version made)."""
-    source = path.read_text()
+    return load_text(session, path.read_text(), now, ctx, others)
+
+
+def load_text(
+    session: Session, source: str, now: datetime, ctx: Context,
+    others: Mapping[str, Collection[str]] | None = None, *, created_by: str | None = None,
+) -> tuple[Segment, SegmentVersion, bool]:  # fmt: skip
+    """Validate, save and publish a definition; SegmentInvalid if it has problems."""
     definition = check(source, ctx, others)
-    data = _data(source)
-    segment, version, created = save_version(session, source, definition, data, now)
+    segment, version, created = save_version(
+        session, source, definition, canonical(source), now, created_by=created_by
+    )
     if segment.live_version_id != version.id:
         publish(session, segment, version, now)
     return segment, version, created
 
 
-def _data(source: str) -> dict[str, object]:
-    """The canonical JSON of a valid definition: its plain data, comments dropped."""
-    from app.engine.definition import load_source
-
+def canonical(source: str) -> dict[str, object]:
+    """The canonical JSON of a valid definition: its plain data, comments dropped (an
+    unchanged definition with new comments makes no new version)."""
     loaded = load_source(source, "segment", "")
-    assert not isinstance(loaded, Problem)
+    assert not isinstance(loaded, Problem), "canonical() takes a checked definition"
     return dict(loaded[0].data)
 
 
