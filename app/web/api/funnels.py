@@ -7,8 +7,9 @@ published. Problems come back with the line, field and stage they are about.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
-from flask import current_app, g
+from flask import current_app, g, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
@@ -18,10 +19,12 @@ from app.delivery.render import available
 from app.engine.definition import Problem, validate_text
 from app.engine.model import FunnelDef
 from app.models import Funnel, FunnelVersion
+from app.services import analytics
 from app.services import funnels as funnels_svc
 from app.web.api import bp
 from app.web.api.errors import ApiError
 from app.web.api.schemas import (
+    StatsQuery,
     PATTERN_WORDS,
     SLUG,
     FunnelList,
@@ -192,8 +195,19 @@ def publish_funnel(key: str) -> Response:
 
 @bp.get("/funnels/<key>/stats")
 def stats(key: str) -> Response:
+    """Where contacts are now and what went out, plus the same over time (analytics)."""
     session = database.session()
-    return respond(funnel_stats(session, find_funnel(session, key)))
+    funnel = find_funnel(session, key)
+    query = parse(StatsQuery, dict(request.args))
+    end = query.to or clock.utcnow()
+    start = query.from_ or end - timedelta(days=30)
+    if start >= end:
+        raise ApiError(422, "invalid", "`from` must be before `to`", "from")
+    if (end - start) / (timedelta(days=7) if query.interval == "week" else timedelta(days=1)) > 1000:
+        raise ApiError(422, "invalid", "at most 1,000 intervals: narrow the range or use interval=week", "from")
+    out = funnel_stats(session, funnel)
+    over_time = analytics.funnel_stats(session, funnel.key, start=start, end=end, interval=query.interval)
+    return respond(out.model_copy(update={"over_time": over_time.as_dict()}))
 
 
 def _version(session: Session, funnel: Funnel, number: int | None) -> FunnelVersion:

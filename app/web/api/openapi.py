@@ -177,8 +177,8 @@ OPERATIONS = (
         "get",
         "/funnels/{key}/stats",
         "funnelStats",
-        "Contacts per stage, entered, converted, exited, sends",
-        {200: s.StatsOut, 404: s.ErrorOut},
+        "Contacts per stage, entered, converted, exited, sends; and the same over time",
+        {200: s.StatsOut, 404: s.ErrorOut, 422: s.ErrorOut},
         params=(KEY,),
         tags=("funnels",),
     ),
@@ -235,9 +235,15 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": REF.format(model=model.__name__)}
 
 
-def _query_params() -> list[dict[str, Any]]:
-    """The query string of GET /messages, from MessagesQuery's own schema."""
-    schema = s.MessagesQuery.model_json_schema(ref_template=REF)
+QUERIES = {"listMessages": s.MessagesQuery, "funnelStats": s.StatsQuery}
+
+
+def _query_params(operation_id: str) -> list[dict[str, Any]]:
+    """An operation's query string, from its query model's own schema."""
+    model = QUERIES.get(operation_id)
+    if model is None:
+        return []
+    schema = model.model_json_schema(ref_template=REF)
     return [
         {
             "name": name,
@@ -303,7 +309,7 @@ _STATUS_WORDS = {
 
 
 def _operation(op: Op) -> dict[str, Any]:
-    params = [*op.params, *(_query_params() if op.operation_id == "listMessages" else [])]
+    params = [*op.params, *_query_params(op.operation_id)]
     operation: dict[str, Any] = {
         "operationId": op.operation_id,
         "summary": op.summary,

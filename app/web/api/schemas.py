@@ -15,6 +15,7 @@ from zoneinfo import available_timezones
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -379,6 +380,14 @@ class StageCount(Out):
     contacts: int
 
 
+class StatsQuery(Strict):
+    # `from` is a Python keyword, hence the alias; not strict: a query string is text.
+    model_config = ConfigDict(strict=False, extra="forbid", populate_by_name=True)
+    from_: AwareDatetime | None = Field(default=None, alias="from", description="Start (ISO 8601 with offset); default: 30 days before `to`.")
+    to: AwareDatetime | None = Field(default=None, description="End (ISO 8601 with offset); default: now.")
+    interval: Literal["day", "week"] = "day"
+
+
 class StatsOut(Out):
     key: str
     stages: list[StageCount] = Field(
@@ -390,6 +399,14 @@ class StatsOut(Out):
     converted: int = Field(description='Exits labelled "converted".')
     exits: dict[str, int] = Field(description="Exits by label.")
     sends: dict[str, int] = Field(description="Messages by status.")
+    over_time: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Between `from` and `to`, per `interval`: `buckets`, `series` (entered, converted, exited, "
+            "sent, deferred, suppressed, failed, opens, clicks, unsubscribes), `stages` (current, "
+            "entered, moved_to per next stage), `exits`, `time_to_convert_hours`, `totals`."
+        ),
+    )
 
 
 class MessageOut(Out):
