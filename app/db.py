@@ -71,3 +71,19 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def begin_write(session: Session) -> None:
+    """Start the session's transaction as a writer, now.
+
+    On SQLite, pysqlite opens a transaction only at the first INSERT/UPDATE/DELETE,
+    so reads before it run outside the transaction, and a SAVEPOINT issued first
+    starts a transaction of its own that its RELEASE commits. BEGIN IMMEDIATE takes
+    the write lock at once: what the transaction reads (consent, caps) cannot change
+    before it writes (the send). PostgreSQL needs nothing here: row locks do this.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    connection = session.connection()
+    if not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

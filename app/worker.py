@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import queries, tokens
+from app.db import begin_write
 from app.delivery.compose import compose
 from app.delivery.render import TemplateProblem
 from app.delivery.transport import Transport
@@ -93,6 +94,7 @@ def tick(
 
 def _recover(sessions: sessionmaker[Session], now: datetime, settings: EngineSettings, report: TickReport) -> None:
     with sessions.begin() as s:
+        begin_write(s)
         for message in queries.stale_sending(s, now - settings.sending_lease, 10_000):
             if settings.recovery == "resend":
                 message.status, message.due_at = "scheduled", now
@@ -109,6 +111,7 @@ def _fire_timeouts(sessions: sessionmaker[Session], now: datetime, settings: Eng
     # A timeout may lead to a stage whose own timeout is also past due; loop until none is.
     while True:
         with sessions.begin() as s:
+            begin_write(s)
             due = queries.claim_due_timeouts(s, now, settings.batch)
             for enrollment in due:
                 fire_timeout(s, enrollment)
@@ -122,6 +125,7 @@ def _claim_batch(
 ) -> list[_Outgoing] | None:
     """Claim and decide one batch; the messages to send, or None when nothing is due."""
     with sessions.begin() as s:
+        begin_write(s)
         messages = queries.claim_due(s, now, settings.batch)
         if not messages:
             return None
@@ -259,6 +263,7 @@ def _record(
     outgoing: list[_Outgoing], results: list[TransportError | None], report: TickReport,
 ) -> None:
     with sessions.begin() as s:
+        begin_write(s)
         delivered = [out.message_id for out, error in zip(outgoing, results, strict=True) if error is None]
         for message_id in queries.confirm_sent(s, delivered, worker, now):
             s.add(MessageAttempt(message_id=message_id, at=now, outcome="sent", code=250, worker=worker))

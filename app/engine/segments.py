@@ -295,12 +295,14 @@ class Verdict:
     next_check: datetime | None = None
 
 
-def evaluate_all(segments: Sequence[SegmentDef], facts: Facts, at: datetime) -> dict[str, Verdict]:
+def evaluate_all(
+    segments: Sequence[SegmentDef], facts: Facts, at: datetime, *, ordered: bool = False
+) -> dict[str, Verdict]:
     """Every segment's verdict for one contact as of ``at``; segments built on others
-    are evaluated after them (``in_order``)."""
+    are evaluated after them (``in_order``; ``ordered``: they already are)."""
     members: dict[str, bool] = {}
     verdicts: dict[str, Verdict] = {}
-    for segment in in_order(segments):
+    for segment in segments if ordered else in_order(segments):
         verdict = evaluate(segment.match, facts, at, members)
         members[segment.key] = verdict.member
         verdicts[segment.key] = verdict

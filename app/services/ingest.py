@@ -34,7 +34,7 @@ def ingest_event(
     source: str = "api", funnels: list[LiveFunnel] | None = None,
 ) -> Ingested:
     """Store one event (idempotent on `client_id` per contact) and apply it."""
-    contact, _ = contacts_svc.get_or_create(session, email, now)
+    contact, new_contact = contacts_svc.get_or_create(session, email, now)
     # An event reported from the future (a skewed client clock) is taken as now.
     values = {
         "contact_id": contact.id, "type": type, "properties": dict(properties or {}),
@@ -52,11 +52,13 @@ def ingest_event(
 
     # Segments are brought up to date right after the funnels, in this transaction,
     # so the session hook need not mark this contact due for the tick as well.
+    pending = segment_membership.begin(session, contact, new=new_contact)
     handled: set[int] = session.info.setdefault(segment_membership.HANDLED, set())
     handled.add(contact.id)
     try:
         apply_event(session, contact, event, now, funnels)
-        segment_membership.on_event(session, contact, event, now, funnels)
+        if pending is not None:
+            segment_membership.on_event(session, contact, event, now, pending, funnels)
     finally:
         handled.discard(contact.id)
     return Ingested(event, True)

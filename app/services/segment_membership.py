@@ -17,6 +17,7 @@ edge by edge, so every join and leave is recorded at the moment it happened (the
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -68,7 +69,7 @@ class _Run:
         verdicts: dict[str, Verdict] = {}
         for _ in range(ROUNDS):
             facts = gather(self.session, self.contact, at, self.live.needs)
-            verdicts = evaluate_all(self.live.definitions, facts, at)
+            verdicts = evaluate_all(self.live.definitions, facts, at, ordered=True)
             joined = self.record(verdicts, at, reason, event_id)
             if not joined or not self.react(joined, at) or not self.live.needs.journeys:
                 break
@@ -117,26 +118,42 @@ def _listened(funnels: list[LiveFunnel]) -> set[str]:
     return {key for live in funnels for key in live.definition.segments()}
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A contact whose event is being applied: the live segments, and their check row,
+    locked before the funnels move (locks are always taken in that order)."""
+
+    live: LiveSet
+    check: SegmentCheck
+    new: bool
+
+
+def begin(session: Session, contact: Contact, *, new: bool = False) -> Pending | None:
+    """Lock the contact's segment state before one of their events is applied (`new`:
+    the event created the contact); None when no segment is live."""
+    live = live_segments(session)
+    if not live.segments:
+        return None
+    return Pending(live, _lock(session, contact.id, new), new)
+
+
 def on_event(
-    session: Session, contact: Contact, event: Event, now: datetime,
+    session: Session, contact: Contact, event: Event, now: datetime, pending: Pending,
     funnels: list[LiveFunnel] | None = None,
 ) -> None:  # fmt: skip
     """Bring the contact's memberships up to date after one of their events."""
-    live = live_segments(session)
-    if not live.segments:
-        return
-    check = _lock(session, contact.id)
+    check, live = pending.check, pending.live
     overdue = check.due_at is not None and check.due_at <= now
     if check.checked_at is not None and not overdue and not live.needs.moved_by(event.type):
         return  # nothing this event could change
-    run = _Run(session, contact, live, funnels)
+    run = _Run(session, contact, live, funnels, [] if pending.new else None)
     _bring_up_to_date(run, check, now, final=("event", event.id))
 
 
-def _lock(session: Session, contact_id: int) -> SegmentCheck:
+def _lock(session: Session, contact_id: int, new: bool = False) -> SegmentCheck:
     """The contact's check row, locked: evaluations of one contact (an event in a web
     process, the tick in a worker) happen one after the other, never interleaved."""
-    check = session.get(SegmentCheck, contact_id, with_for_update=True)
+    check = None if new else session.get(SegmentCheck, contact_id, with_for_update=True)
     if check is None:
         values = {"contact_id": contact_id, "due_at": None, "reason": None, "checked_at": None}
         check = insert_ignore(session, SegmentCheck, values, ["contact_id"])

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from app import clock, database
+from app.db import begin_write
 from app.services.funnels import LiveFunnel, live_funnels
 from app.services.ingest import ingest_event
 from app.web.api import bp
@@ -122,6 +123,7 @@ def _isolated(
     now: datetime,
     funnels: list[LiveFunnel],
 ) -> BatchItemOut:
+    begin_write(session)  # so the savepoint below nests in a transaction on SQLite too
     try:
         with session.begin_nested():
             return _store(session, index, item, now, funnels)
