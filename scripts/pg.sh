@@ -103,6 +103,9 @@ ensure_database() {
     # CREATEDB because tests clone a fresh database per test or module.
     psql_as postgres postgres -c "CREATE ROLE $DB_USER LOGIN CREATEDB"
   fi
+  # DROP DATABASE ... WITH (FORCE) ends every session in the database, including a
+  # superuser's (an autovacuum worker): the test role may signal them.
+  psql_as postgres postgres -c "GRANT pg_signal_backend TO $DB_USER" >/dev/null
   if [[ $(psql_as postgres postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'") != 1 ]]; then
     psql_as postgres postgres -c "CREATE DATABASE $DB_NAME OWNER $DB_USER TEMPLATE template0 ENCODING 'UTF8'"
   fi
@@ -170,6 +173,9 @@ max_wal_senders = 0
 # query workers can exhaust.
 max_parallel_workers_per_gather = 0
 timezone = 'UTC'
+# Databases live for one test: vacuuming them is wasted work, and an autovacuum
+# worker inside one makes DROP DATABASE ... WITH (FORCE) need rights to signal it.
+autovacuum = off
 log_timezone = 'UTC'
 CONF
   if ! as_pg "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -o "-p $PORT" -w -t 60 start >/dev/null; then

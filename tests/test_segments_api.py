@@ -20,7 +20,8 @@ def api(app, monkeypatch, sessions):
     client = Api.for_app(app)
     for name in ("ada", "bob", "cy", "dee", "eve"):
         event = {"email": f"{name}@example.com", "type": "add_to_cart", "id": name}
-        assert client.post("/events", json={**event, "occurred_at": T0.isoformat()}).status_code == 202
+        event["occurred_at"] = T0.isoformat()
+        assert client.post("/events", json=event).status_code == 202
     bring_up_to_date(sessions, at("2026-03-03 10:00"))
     buy = {"email": "eve@example.com", "type": "purchase_completed", "properties": {"amount": 5}}
     freeze(monkeypatch, at("2026-03-03 12:00"))

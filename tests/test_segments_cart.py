@@ -34,9 +34,7 @@ def test_it_enrolls_a_cart_abandoner_when_24_hours_pass_without_a_purchase(sessi
     assert [m["Subject"] for m in outbox.sent] == ["You left something in your cart, Ada"]
 
 
-def test_it_records_the_moment_the_24_hours_passed_even_if_the_tick_comes_later(
-    sessions, settings
-):
+def test_it_records_when_the_24_hours_passed_though_the_tick_comes_later(sessions, settings):
     segment = setup(sessions)
     event(sessions, ADA, "add_to_cart", ADDED)
     run(sessions, settings, at("2026-03-03 16:30"), transport=MemoryTransport())

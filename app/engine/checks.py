@@ -366,16 +366,23 @@ def _dead_ends(funnel: FunnelDef) -> Iterator[Finding]:
             yield Finding(("stages", i), message, stage.key)
 
 
-def _never_matching(funnel: FunnelDef, raw: Mapping[str, Any]) -> Iterator[Finding]:
-    yield from _impossible(("entry", "where"), funnel.entry.where)
+def _wheres(
+    funnel: FunnelDef, raw: Mapping[str, Any]
+) -> Iterator[tuple[PathT, tuple[Condition, ...], str | None]]:
+    """Every `where` of the funnel: its path, its conditions and its stage."""
+    yield ("entry", "where"), funnel.entry.where, None
     exit_path: PathT = ("exit",) if isinstance(raw.get("exit"), Mapping) else ()
     for k, goal in enumerate(funnel.exits):
-        yield from _impossible((*(exit_path or ("exit", k)), "where"), goal.where)
+        yield (*(exit_path or ("exit", k)), "where"), goal.where, None
     for i, stage in enumerate(funnel.stages):
         for j, transition in enumerate(stage.transitions):
             if transition.on is not None:
-                path = ("stages", i, "transitions", j, "where")
-                yield from _impossible(path, transition.on.where, stage.key)
+                yield ("stages", i, "transitions", j, "where"), transition.on.where, stage.key
+
+
+def _never_matching(funnel: FunnelDef, raw: Mapping[str, Any]) -> Iterator[Finding]:
+    for path, conditions, stage in _wheres(funnel, raw):
+        yield from _impossible(path, conditions, stage)
 
 
 def _impossible(
@@ -421,22 +428,9 @@ def _repeated_segments(funnel: FunnelDef) -> Iterator[Finding]:
 def _attribute_kinds(
     funnel: FunnelDef, raw: Mapping[str, Any], kinds: Mapping[str, Collection[str]] | None
 ) -> Iterator[Finding]:
-    if kinds is None:
-        return
-    places: list[tuple[PathT, tuple[Condition, ...], str | None]] = [
-        (("entry", "where"), funnel.entry.where, None)
-    ]
-    exit_path: PathT = ("exit",) if isinstance(raw.get("exit"), Mapping) else ()
-    for k, goal in enumerate(funnel.exits):
-        places.append(((*(exit_path or ("exit", k)), "where"), goal.where, None))
-    for i, stage in enumerate(funnel.stages):
-        for j, transition in enumerate(stage.transitions):
-            if transition.on is not None:
-                path: PathT = ("stages", i, "transitions", j, "where")
-                places.append((path, transition.on.where, stage.key))
-    for path, conditions, stage_key in places:
-        for condition, reason in unseen_kinds(conditions, kinds):
-            yield Finding((*path, condition.path), f"{reason}, so it never matches", stage_key)
+    for path, conditions, stage in _wheres(funnel, raw) if kinds is not None else ():
+        for condition, reason in unseen_kinds(conditions, kinds or {}):
+            yield Finding((*path, condition.path), f"{reason}, so it never matches", stage)
 
 
 def _timeouts(funnel: FunnelDef, texts: _Texts) -> Iterator[Finding]:

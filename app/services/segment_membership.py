@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, event, inspect, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import event, inspect, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from app.engine.segments import Verdict, evaluate_all, next_check
@@ -38,7 +37,7 @@ from app.models import (
 from app.services import ingest
 from app.services.funnels import LiveFunnel, live_funnels
 from app.services.segment_facts import gather
-from app.services.segments import LiveSet, live_segments
+from app.services.segments import LiveSet, due_upsert, live_segments
 from app.upsert import insert_ignore
 
 # session.info key: contacts whose segments this transaction evaluates itself, so the
@@ -251,25 +250,6 @@ def _process(s: Session, checks: list[SegmentCheck], live: LiveSet, now: datetim
 
 
 # --- Marking contacts due -------------------------------------------------------------------
-
-
-def due_upsert(session: Session, rows: Select[Any] | None = None) -> Any:
-    """INSERT into segment_checks (contact_id, due_at, reason), from `rows` or from
-    parameters, keeping whichever due time is earlier."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(SegmentCheck)
-    if rows is not None:
-        statement = statement.from_select(["contact_id", "due_at", "reason"], rows)
-    new = statement.excluded
-    earlier = or_(SegmentCheck.due_at.is_(None), new.due_at < SegmentCheck.due_at)
-    return statement.on_conflict_do_update(
-        index_elements=["contact_id"],
-        set_={
-            "due_at": case((earlier, new.due_at), else_=SegmentCheck.due_at),
-            "reason": case((earlier, new.reason), else_=SegmentCheck.reason),
-        },
-    )
 
 
 def touch(session: Session, marks: dict[int, datetime], reason: str = "update") -> None:

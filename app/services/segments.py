@@ -13,8 +13,22 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, Engine, String, event, func, literal, select, true
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    String,
+    case,
+    event,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db import UTCDateTime
@@ -103,6 +117,7 @@ def live_segments(session: Session) -> LiveSet:
     built once (definitions, order, needs) and kept, as definitions are.
     """
     query = select(Segment.id, Segment.live_version_id).where(Segment.live_version_id.is_not(None))
+    query = query.order_by(Segment.id)
     live = tuple((sid, vid) for sid, vid in session.execute(query) if vid is not None)
     cache = _LIVE.setdefault(session.get_bind(), {})
     found = cache.get(live)
@@ -251,12 +266,29 @@ def publish(session: Session, segment: Segment, version: SegmentVersion, now: da
 
 def mark_everyone(session: Session, now: datetime) -> int:
     """Make every contact due at `now` (keeping earlier due times): one statement."""
-    from app.services.segment_membership import due_upsert
-
     everyone = select(Contact.id, literal(now, UTCDateTime()), literal(PUBLISH, String()))
     statement = due_upsert(session, everyone.where(true()))
     session.execute(statement)
     return session.scalar(select(func.count()).select_from(Contact)) or 0
+
+
+def due_upsert(session: Session, rows: Select[Any] | None = None) -> Any:
+    """INSERT into segment_checks (contact_id, due_at, reason), from `rows` or from
+    parameters, keeping whichever due time is earlier."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(SegmentCheck)
+    if rows is not None:
+        statement = statement.from_select(["contact_id", "due_at", "reason"], rows)
+    new = statement.excluded
+    earlier = or_(SegmentCheck.due_at.is_(None), new.due_at < SegmentCheck.due_at)
+    return statement.on_conflict_do_update(
+        index_elements=["contact_id"],
+        set_={
+            "due_at": case((earlier, new.due_at), else_=SegmentCheck.due_at),
+            "reason": case((earlier, new.reason), else_=SegmentCheck.reason),
+        },
+    )
 
 
 def load_file(
