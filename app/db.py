@@ -64,6 +64,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if ":memory:" not in url and url != "sqlite://":
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # 64 MiB of page cache per connection (the default is 2 MiB): the indexes
+            # a tick walks stay in memory as the population grows.
+            cursor.execute("PRAGMA cache_size=-65536")
         cursor.close()
 
     return engine

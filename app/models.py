@@ -30,6 +30,12 @@ WAITING = ("scheduled", "deferred")
 COUNTED = ("sending", "sent", "unknown")
 FINAL = ("sent", "failed", "suppressed", "cancelled", "skipped", "unknown")
 
+# The predicates of the partial indexes. Queries must use these same literal
+# clauses: with `status IN (?, ?)` bound as parameters, neither SQLite nor a
+# PostgreSQL generic plan can prove the index applies, and they scan instead.
+DUE = text("messages.status IN ('scheduled', 'deferred')")
+TIMEOUT_PENDING = text("enrollments.status = 'active' AND enrollments.timeout_at IS NOT NULL")
+SENDING = text("messages.status = 'sending'")
 _due = text("status IN ('scheduled', 'deferred')")
 _active = text("status = 'active'")
 _timeout = text("status = 'active' AND timeout_at IS NOT NULL")

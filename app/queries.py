@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
-from app.models import COUNTED, WAITING, Contact, Enrollment, Message
+from app.models import COUNTED, DUE, SENDING, TIMEOUT_PENDING, Contact, Enrollment, Message
 
 
 def claim_due_timeouts(session: Session, now: datetime, limit: int) -> Sequence[Enrollment]:
@@ -23,7 +23,7 @@ def claim_due_timeouts(session: Session, now: datetime, limit: int) -> Sequence[
     """
     return session.scalars(
         select(Enrollment)
-        .where(Enrollment.status == "active", Enrollment.timeout_at.is_not(None), Enrollment.timeout_at <= now)
+        .where(TIMEOUT_PENDING, Enrollment.timeout_at <= now)
         .order_by(Enrollment.timeout_at, Enrollment.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -39,7 +39,7 @@ def claim_due(session: Session, now: datetime, limit: int) -> Sequence[Message]:
     """
     return session.scalars(
         select(Message)
-        .where(Message.status.in_(WAITING), Message.due_at <= now)
+        .where(DUE, Message.due_at <= now)
         .order_by(Message.priority.desc(), Message.due_at, Message.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -82,7 +82,7 @@ def stale_sending(session: Session, older_than: datetime, limit: int) -> Sequenc
     """Messages a worker claimed and never confirmed (it crashed or was killed)."""
     return session.scalars(
         select(Message)
-        .where(Message.status == "sending", Message.claimed_at < older_than)
+        .where(SENDING, Message.claimed_at < older_than)
         .order_by(Message.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
