@@ -41,6 +41,7 @@ migrate: venv
 # both. Background jobs of a non-interactive shell ignore SIGINT, so the trap has to
 # pass the stop on as SIGTERM.
 run: migrate
+	$(BIN)/flask segments load segments/*.yaml
 	$(BIN)/flask funnels load funnels/*.yaml
 	$(BIN)/flask users ensure-admin
 	@echo
