@@ -52,13 +52,17 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"Database is at {revision}.")
 
 
-@click.group("funnels", cls=AppGroup, help="Validate, load, export and simulate funnel definitions.")
+@click.group(
+    "funnels", cls=AppGroup, help="Validate, load, export and simulate funnel definitions."
+)
 def funnels_cli() -> None:
     pass
 
 
 @funnels_cli.command("validate", help="Check definition files; prints file:line: field: message.")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 def funnels_validate(paths: tuple[Path, ...]) -> None:
     templates, failed = _templates(), False
     for path in paths:
@@ -72,7 +76,9 @@ def funnels_validate(paths: tuple[Path, ...]) -> None:
 
 
 @funnels_cli.command("load", help="Validate and publish definition files.")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 def funnels_load(paths: tuple[Path, ...]) -> None:
     templates, now, failed = _templates(), utcnow(), False
     for path in paths:
@@ -113,7 +119,9 @@ def funnels_simulate(path: Path, n_contacts: int, days: int, seed: int) -> None:
     from app.simulate import SimulationError, simulate
 
     try:
-        summary = simulate(path.read_text(), current_app.config, contacts=n_contacts, days=days, seed=seed)
+        summary = simulate(
+            path.read_text(), current_app.config, contacts=n_contacts, days=days, seed=seed
+        )
     except SimulationError as exc:
         for line in exc.lines:
             click.echo(line.replace("funnel:", f"{path}:", 1))
@@ -143,12 +151,16 @@ def users_create(email: str, role: str, password: str) -> None:
     click.echo(f"Created {role} {address}.")
 
 
-@users_cli.command("ensure-admin", help="Create a first admin if there is no user; print how to log in.")
+@users_cli.command(
+    "ensure-admin", help="Create a first admin if there is no user; print how to log in."
+)
 @click.option("--email", default="admin@example.com", show_default=True)
 def users_ensure_admin(email: str) -> None:
     session = database.session()
     if session.scalar(select(User).limit(1)) is not None:
-        click.echo("Log in with the console user you created (flask users create EMAIL adds another).")
+        click.echo(
+            "Log in with the console user you created (flask users create EMAIL adds another)."
+        )
         return
     password = secrets.token_urlsafe(12)
     credentials.create_user(session, normalize_email(email), password, "admin", utcnow())
@@ -161,7 +173,9 @@ def apikeys_cli() -> None:
     pass
 
 
-@apikeys_cli.command("create", help="Create an API key; it is printed once and only its hash is kept.")
+@apikeys_cli.command(
+    "create", help="Create an API key; it is printed once and only its hash is kept."
+)
 @click.argument("name")
 def apikeys_create(name: str) -> None:
     session = database.session()
@@ -201,7 +215,9 @@ def worker_command(once: bool, now_text: str | None) -> None:
     try:
         now = parse_iso(now_text) if now_text else None
     except ValueError:
-        raise click.BadParameter(f"{now_text!r} is not an ISO 8601 time", param_hint="--now") from None
+        raise click.BadParameter(
+            f"{now_text!r} is not an ISO 8601 time", param_hint="--now"
+        ) from None
     try:
         if once:
             report = run_once(current_app, now or utcnow())

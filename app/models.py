@@ -180,7 +180,9 @@ class Enrollment(Base):
             postgresql_where=_active,
         ),
         # The tick's timeout scan reads only enrollments that have a timeout pending.
-        Index("ix_enrollments_timeout", "timeout_at", sqlite_where=_timeout, postgresql_where=_timeout),
+        Index(
+            "ix_enrollments_timeout", "timeout_at", sqlite_where=_timeout, postgresql_where=_timeout
+        ),
         Index("ix_enrollments_funnel_stage", "funnel_id", "status", "stage_key"),
     )
 
@@ -211,7 +213,13 @@ class StageMove(Base):
         # Analytics: covers entries, moves and exits by day without reading the rows.
         Index(
             "ix_stage_moves_funnel_stats",
-            "funnel_id", "at", "reason", "label", "from_stage", "to_stage", "version_id",
+            "funnel_id",
+            "at",
+            "reason",
+            "label",
+            "from_stage",
+            "to_stage",
+            "version_id",
             "enrollment_id",
         ),
     )
@@ -249,7 +257,13 @@ class Message(Base):
         Index("ix_messages_funnel_sent", "funnel_id", "sent_at", "status"),
         Index(
             "ix_messages_funnel_due",
-            "funnel_id", "due_at", "status", "created_at", "version_id", "stage_key", "step",
+            "funnel_id",
+            "due_at",
+            "status",
+            "created_at",
+            "version_id",
+            "stage_key",
+            "step",
         ),
         Index(
             "ix_messages_sending",
@@ -358,7 +372,12 @@ class TrackingHit(Base):
         # Covers the analytics counts (unique openers and clickers by day).
         Index(
             "ix_tracking_hits_funnel_at",
-            "funnel_id", "at", "bot", "kind", "contact_id", "version_id",
+            "funnel_id",
+            "at",
+            "bot",
+            "kind",
+            "contact_id",
+            "version_id",
         ),
         Index("ix_tracking_hits_message_at", "message_id", "at"),
     )
@@ -408,9 +427,7 @@ class SegmentVersion(Base):
     """An immutable, validated segment definition (`definition`: its canonical JSON)."""
 
     __tablename__ = "segment_versions"
-    __table_args__ = (
-        UniqueConstraint("segment_id", "number", name="uq_segment_version_number"),
-    )
+    __table_args__ = (UniqueConstraint("segment_id", "number", name="uq_segment_version_number"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))

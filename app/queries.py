@@ -60,12 +60,16 @@ def lock_contacts(session: Session, ids: set[int]) -> dict[int, Contact]:
     return {c.id: c for c in rows}
 
 
-def recent_sends(session: Session, contact_ids: set[int], since: datetime) -> dict[int, list[datetime]]:
+def recent_sends(
+    session: Session, contact_ids: set[int], since: datetime
+) -> dict[int, list[datetime]]:
     """Send times per contact since `since`, across all funnels (what caps count)."""
     found: dict[int, list[datetime]] = defaultdict(list)
     rows = session.execute(
         select(Message.contact_id, Message.sent_at).where(
-            Message.contact_id.in_(contact_ids), Message.status.in_(COUNTED), Message.sent_at > since
+            Message.contact_id.in_(contact_ids),
+            Message.status.in_(COUNTED),
+            Message.sent_at > since,
         )
     )
     for contact_id, sent_at in rows:
@@ -98,7 +102,6 @@ def confirm(session: Session, message_id: int, worker: str, **values: object) ->
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
 
 
 def confirm_sent(session: Session, ids: Sequence[int], worker: str, now: datetime) -> list[int]:

@@ -54,12 +54,20 @@ def _sqlite_lock(url: str) -> IO[str] | None:
     return handle
 
 
-def _beat(sessions: sessionmaker[Session], worker: str, started: datetime, now: datetime,
-          report: TickReport | None, ms: int | None) -> None:
+def _beat(
+    sessions: sessionmaker[Session],
+    worker: str,
+    started: datetime,
+    now: datetime,
+    report: TickReport | None,
+    ms: int | None,
+) -> None:
     with sessions.begin() as s:
         row = s.get(WorkerHeartbeat, worker)
         if row is None:
-            row = WorkerHeartbeat(worker_id=worker, hostname=socket.gethostname(), pid=os.getpid(), started_at=started)
+            row = WorkerHeartbeat(
+                worker_id=worker, hostname=socket.gethostname(), pid=os.getpid(), started_at=started
+            )
             s.add(row)
         row.last_tick_at, row.last_tick_ms = now, ms
         row.last_report = report.as_dict() if report else None
@@ -99,7 +107,9 @@ def run_forever(app: Flask) -> None:
     def _tick_and_beat() -> None:
         begun = utcnow()
         try:
-            report = tick(sessions, begun, SmtpTransport(settings.smtp), settings, worker=worker, stop=stop)  # type: ignore[arg-type]
+            report = tick(
+                sessions, begun, SmtpTransport(settings.smtp), settings, worker=worker, stop=stop
+            )  # type: ignore[arg-type]
         except Exception:
             log.exception("tick failed; the next one retries")
             return
@@ -109,8 +119,15 @@ def run_forever(app: Flask) -> None:
             log.info("tick %s in %d ms", report.as_dict(), ms)
 
     scheduler = BlockingScheduler(timezone="UTC")
-    scheduler.add_job(one_tick, "interval", seconds=app.config["WORKER_INTERVAL"], next_run_time=started,
-                      max_instances=1, coalesce=True, id="tick")
+    scheduler.add_job(
+        one_tick,
+        "interval",
+        seconds=app.config["WORKER_INTERVAL"],
+        next_run_time=started,
+        max_instances=1,
+        coalesce=True,
+        id="tick",
+    )
 
     def shutdown(signum: int, _frame: object) -> None:
         log.info("signal %d: finishing the current batch, then stopping", signum)

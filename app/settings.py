@@ -43,8 +43,11 @@ class EngineSettings:
             retry_give_up=cfg.get("RETRY_GIVE_UP", timedelta(days=3)),
             recovery=cfg.get("SENDING_RECOVERY", "unknown"),
             smtp=SmtpSettings(
-                host=cfg["SMTP_HOST"], port=cfg["SMTP_PORT"], username=cfg.get("SMTP_USERNAME"),
-                password=cfg.get("SMTP_PASSWORD"), starttls=cfg.get("SMTP_STARTTLS", False),
+                host=cfg["SMTP_HOST"],
+                port=cfg["SMTP_PORT"],
+                username=cfg.get("SMTP_USERNAME"),
+                password=cfg.get("SMTP_PASSWORD"),
+                starttls=cfg.get("SMTP_STARTTLS", False),
                 timeout=cfg.get("SMTP_TIMEOUT", 30),
             ),
         )

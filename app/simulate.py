@@ -59,17 +59,34 @@ class Summary:
     enrolled: int = 0
 
     def format(self) -> str:
-        lines = [f"Simulated {self.contacts} contacts over {self.days} days (seed {self.seed})", "", "stage: entered / in it at the end"]
+        lines = [
+            f"Simulated {self.contacts} contacts over {self.days} days (seed {self.seed})",
+            "",
+            "stage: entered / in it at the end",
+        ]
         for stage in self.entered:
             lines.append(f"  {stage}: {self.entered[stage]} / {self.now_in.get(stage, 0)}")
         lines += ["", f"emails sent: {sum(self.sent.values())}"]
         lines += [f"  {template}: {n}" for template, n in sorted(self.sent.items())]
         other = {k: v for k, v in sorted(self.statuses.items()) if k != "sent"}
-        lines.append("messages by status: " + (", ".join(f"{k} {v}" for k, v in other.items()) or "none unsent"))
-        lines.append(f"caps hit: {self.caps_hit} deferrals; waits for the send window: {self.window_waits}")
-        rate = f" ({100 * sum(self.exits.values()) / self.enrolled:.1f}% of enrolled)" if self.enrolled else ""
+        lines.append(
+            "messages by status: "
+            + (", ".join(f"{k} {v}" for k, v in other.items()) or "none unsent")
+        )
+        lines.append(
+            f"caps hit: {self.caps_hit} deferrals; waits for the send window: {self.window_waits}"
+        )
+        rate = (
+            f" ({100 * sum(self.exits.values()) / self.enrolled:.1f}% of enrolled)"
+            if self.enrolled
+            else ""
+        )
         lines.insert(1, f"enrolled: {self.enrolled}")
-        lines.append("exits: " + (", ".join(f"{k} {v}" for k, v in sorted(self.exits.items())) or "none") + rate)
+        lines.append(
+            "exits: "
+            + (", ".join(f"{k} {v}" for k, v in sorted(self.exits.items())) or "none")
+            + rate
+        )
         return "\n".join(lines)
 
 
@@ -108,15 +125,26 @@ class _World:
         self.seq = 0
         self.last_move = 0
 
-    def plan(self, at: datetime, email: str, trigger: Trigger | None, conditions: tuple[Condition, ...] = ()) -> None:
+    def plan(
+        self,
+        at: datetime,
+        email: str,
+        trigger: Trigger | None,
+        conditions: tuple[Condition, ...] = (),
+    ) -> None:
         if trigger is None:
             return
         self.seq += 1
-        heapq.heappush(self.queue, _Planned(at, self.seq, email, trigger.on, _satisfy(conditions or trigger.where)))
+        heapq.heappush(
+            self.queue,
+            _Planned(at, self.seq, email, trigger.on, _satisfy(conditions or trigger.where)),
+        )
 
     def react(self, s: Session, emails: Mapping[int, str]) -> None:
         """Decide what each contact who just entered a stage will do there."""
-        moves = s.scalars(select(StageMove).where(StageMove.id > self.last_move).order_by(StageMove.id)).all()
+        moves = s.scalars(
+            select(StageMove).where(StageMove.id > self.last_move).order_by(StageMove.id)
+        ).all()
         for move in moves:
             self.last_move = move.id
             stage = self.funnel.stage(move.to_stage) if move.to_stage else None
@@ -131,7 +159,9 @@ class _World:
                 self.plan(move.at + delay, emails[move.contact_id], self.rng.choice(on_events).on)
 
 
-def simulate(source: str, config: Mapping[str, Any], *, contacts: int, days: int, seed: int) -> Summary:
+def simulate(
+    source: str, config: Mapping[str, Any], *, contacts: int, days: int, seed: int
+) -> Summary:
     templates_dir = config["TEMPLATES_DIR"]
     result = validate_text(source, templates=available(templates_dir))
     if result.funnel is None:
@@ -141,13 +171,19 @@ def simulate(source: str, config: Mapping[str, Any], *, contacts: int, days: int
     Base.metadata.create_all(engine)
     sessions = make_session_factory(engine)
     settings = EngineSettings(
-        public_url=config["PUBLIC_URL"], secret_key="simulation", mail_from="sim@nurture.invalid",
-        templates=Templates(templates_dir), global_caps=parse_caps(config.get("GLOBAL_CAPS", "")), batch=1000,
+        public_url=config["PUBLIC_URL"],
+        secret_key="simulation",
+        mail_from="sim@nurture.invalid",
+        templates=Templates(templates_dir),
+        global_caps=parse_caps(config.get("GLOBAL_CAPS", "")),
+        batch=1000,
     )
     emails = _setup(sessions, source, funnel, contacts, days, rng)
     world = _World(funnel, rng)
     for email in emails.values():
-        world.plan(START + timedelta(minutes=rng.randint(0, days * 24 * 60 // 2)), email, funnel.entry)
+        world.plan(
+            START + timedelta(minutes=rng.randint(0, days * 24 * 60 // 2)), email, funnel.entry
+        )
     summary = Summary(contacts, days, seed)
     _run(sessions, settings, world, emails, START + timedelta(days=days), summary)
     _summarise(sessions, summary)
@@ -155,32 +191,60 @@ def simulate(source: str, config: Mapping[str, Any], *, contacts: int, days: int
     return summary
 
 
-def _setup(sessions: sessionmaker[Session], source: str, funnel: FunnelDef, n: int, days: int,
-           rng: random.Random) -> dict[int, str]:
+def _setup(
+    sessions: sessionmaker[Session],
+    source: str,
+    funnel: FunnelDef,
+    n: int,
+    days: int,
+    rng: random.Random,
+) -> dict[int, str]:
     with sessions.begin() as s:
         saved, version, _ = save_version(s, source, START, templates=None)
         publish(s, saved, version, START)
         rows = [
-            Contact(email=f"contact{i}@sim.example.com", attributes={"first_name": f"Contact {i}"},
-                    timezone=rng.choice(TIMEZONES), created_at=START, updated_at=START)
+            Contact(
+                email=f"contact{i}@sim.example.com",
+                attributes={"first_name": f"Contact {i}"},
+                timezone=rng.choice(TIMEZONES),
+                created_at=START,
+                updated_at=START,
+            )
             for i in range(n)
         ]
         s.add_all(rows)
         s.flush()
-        s.add_all(Subscription(contact_id=c.id, topic=funnel.topic, status="subscribed", updated_at=START) for c in rows)
+        s.add_all(
+            Subscription(contact_id=c.id, topic=funnel.topic, status="subscribed", updated_at=START)
+            for c in rows
+        )
         return {c.id: c.email for c in rows}
 
 
-def _run(sessions: sessionmaker[Session], settings: EngineSettings, world: _World, emails: Mapping[int, str],
-         end: datetime, summary: Summary) -> None:
+def _run(
+    sessions: sessionmaker[Session],
+    settings: EngineSettings,
+    world: _World,
+    emails: Mapping[int, str],
+    end: datetime,
+    summary: Summary,
+) -> None:
     now, transport = START, MemoryTransport()
     while now <= end:
         with sessions.begin() as s:
             funnels = live_funnels(s)
             while world.queue and world.queue[0].at <= now:
                 item = heapq.heappop(world.queue)
-                ingest_event(s, email=item.email, type=item.type, properties=item.properties,
-                             occurred_at=item.at, now=now, source="simulation", funnels=funnels)
+                ingest_event(
+                    s,
+                    email=item.email,
+                    type=item.type,
+                    properties=item.properties,
+                    occurred_at=item.at,
+                    now=now,
+                    source="simulation",
+                    funnels=funnels,
+                )
         report = tick(sessions, now, transport, settings, worker="simulator")
         summary.caps_hit += report.counts.get("capped", 0)
         summary.window_waits += report.counts.get("outside_window", 0)
@@ -192,18 +256,34 @@ def _run(sessions: sessionmaker[Session], settings: EngineSettings, world: _Worl
 
 def _summarise(sessions: sessionmaker[Session], summary: Summary) -> None:
     with sessions() as s:
-        summary.enrolled = s.scalar(select(func.count()).select_from(StageMove).where(StageMove.reason == "entry")) or 0
-        for stage, n in s.execute(select(StageMove.to_stage, func.count()).where(StageMove.to_stage.is_not(None))
-                                  .group_by(StageMove.to_stage).order_by(func.min(StageMove.id))):
+        summary.enrolled = (
+            s.scalar(select(func.count()).select_from(StageMove).where(StageMove.reason == "entry"))
+            or 0
+        )
+        for stage, n in s.execute(
+            select(StageMove.to_stage, func.count())
+            .where(StageMove.to_stage.is_not(None))
+            .group_by(StageMove.to_stage)
+            .order_by(func.min(StageMove.id))
+        ):
             summary.entered[stage] = n
-        for stage, n in s.execute(select(Enrollment.stage_key, func.count()).where(Enrollment.status == "active")
-                                  .group_by(Enrollment.stage_key)):
+        for stage, n in s.execute(
+            select(Enrollment.stage_key, func.count())
+            .where(Enrollment.status == "active")
+            .group_by(Enrollment.stage_key)
+        ):
             summary.now_in[stage] = n
-        for label, n in s.execute(select(Enrollment.exit_label, func.count()).where(Enrollment.status == "exited")
-                                  .group_by(Enrollment.exit_label)):
+        for label, n in s.execute(
+            select(Enrollment.exit_label, func.count())
+            .where(Enrollment.status == "exited")
+            .group_by(Enrollment.exit_label)
+        ):
             summary.exits[label] = n
-        for template, status, n in s.execute(select(Message.template, Message.status, func.count())
-                                             .group_by(Message.template, Message.status)):
+        for template, status, n in s.execute(
+            select(Message.template, Message.status, func.count()).group_by(
+                Message.template, Message.status
+            )
+        ):
             summary.statuses[status] += n
             if status == "sent":
                 summary.sent[template] += n

@@ -28,21 +28,33 @@ def _serializer(kind: str, secret_key: str, fallbacks: list[str]) -> URLSafeSeri
     return URLSafeSerializer(keys, salt=f"nurture.{kind}")
 
 
-def make(kind: str, secret_key: str, contact_id: int, message_id: int | None = None,
-         extra: str | None = None, fallbacks: list[str] | None = None) -> str:
+def make(
+    kind: str,
+    secret_key: str,
+    contact_id: int,
+    message_id: int | None = None,
+    extra: str | None = None,
+    fallbacks: list[str] | None = None,
+) -> str:
     payload: list[object] = [contact_id, message_id]
     if extra is not None:
         payload.append(extra)
     return str(_serializer(kind, secret_key, fallbacks or []).dumps(payload))
 
 
-def read(kind: str, token: str, secret_key: str, fallbacks: list[str] | None = None) -> TokenData | None:
+def read(
+    kind: str, token: str, secret_key: str, fallbacks: list[str] | None = None
+) -> TokenData | None:
     """The token's data, or None if it is forged, truncated or of another kind."""
     try:
         payload = _serializer(kind, secret_key, fallbacks or []).loads(token)
     except BadData:
         return None
-    if not isinstance(payload, list) or len(payload) not in (2, 3) or not isinstance(payload[0], int):
+    if (
+        not isinstance(payload, list)
+        or len(payload) not in (2, 3)
+        or not isinstance(payload[0], int)
+    ):
         return None
     extra = payload[2] if len(payload) == 3 and isinstance(payload[2], str) else None
     message_id = payload[1] if isinstance(payload[1], int) else None

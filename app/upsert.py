@@ -15,16 +15,25 @@ from sqlalchemy.orm import Session
 T = TypeVar("T")
 
 
-def insert_ignore(session: Session, model: type[T], values: dict[str, Any], conflict: Sequence[str]) -> T | None:
+def insert_ignore(
+    session: Session, model: type[T], values: dict[str, Any], conflict: Sequence[str]
+) -> T | None:
     """Insert one row and return it as an ORM object, or None if `conflict` columns
     matched an existing row."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=list(conflict)).returning(model)
+    statement = (
+        insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(conflict))
+        .returning(model)
+    )
     return session.scalars(statement, execution_options={"populate_existing": True}).first()
 
 
-def insert_ignore_id(session: Session, model: type[Any], values: dict[str, Any], conflict: Sequence[str]) -> int | None:
+def insert_ignore_id(
+    session: Session, model: type[Any], values: dict[str, Any], conflict: Sequence[str]
+) -> int | None:
     """Like `insert_ignore`, but returns only the new row's id: several times cheaper
     than building an ORM object from RETURNING, for rows the caller only reads."""
     dialect = session.get_bind().dialect.name

@@ -69,8 +69,13 @@ class _Outgoing:
 
 
 def tick(
-    sessions: sessionmaker[Session], now: datetime, transport: Transport, settings: EngineSettings,
-    *, worker: str = "worker", stop: object = None,
+    sessions: sessionmaker[Session],
+    now: datetime,
+    transport: Transport,
+    settings: EngineSettings,
+    *,
+    worker: str = "worker",
+    stop: object = None,
 ) -> TickReport:
     """Run one tick as of `now`; returns what it did. `stop` (an object with
     `is_set()`) ends the tick between batches, for a graceful shutdown."""
@@ -92,7 +97,9 @@ def tick(
     return report
 
 
-def _recover(sessions: sessionmaker[Session], now: datetime, settings: EngineSettings, report: TickReport) -> None:
+def _recover(
+    sessions: sessionmaker[Session], now: datetime, settings: EngineSettings, report: TickReport
+) -> None:
     with sessions.begin() as s:
         begin_write(s)
         for message in queries.stale_sending(s, now - settings.sending_lease, 10_000):
@@ -102,12 +109,21 @@ def _recover(sessions: sessionmaker[Session], now: datetime, settings: EngineSet
             else:
                 message.status = "unknown"
                 message.reason = "the worker stopped between sending and confirming; not resent"
-            s.add(MessageAttempt(message_id=message.id, at=now, outcome="unknown", worker=message.claimed_by,
-                                 detail="claim expired without a confirmed outcome"))
+            s.add(
+                MessageAttempt(
+                    message_id=message.id,
+                    at=now,
+                    outcome="unknown",
+                    worker=message.claimed_by,
+                    detail="claim expired without a confirmed outcome",
+                )
+            )
             report.add("recovered")
 
 
-def _fire_timeouts(sessions: sessionmaker[Session], now: datetime, settings: EngineSettings, report: TickReport) -> None:
+def _fire_timeouts(
+    sessions: sessionmaker[Session], now: datetime, settings: EngineSettings, report: TickReport
+) -> None:
     # A timeout may lead to a stage whose own timeout is also past due; loop until none is.
     while True:
         with sessions.begin() as s:
@@ -121,7 +137,11 @@ def _fire_timeouts(sessions: sessionmaker[Session], now: datetime, settings: Eng
 
 
 def _claim_batch(
-    sessions: sessionmaker[Session], now: datetime, settings: EngineSettings, worker: str, report: TickReport
+    sessions: sessionmaker[Session],
+    now: datetime,
+    settings: EngineSettings,
+    worker: str,
+    report: TickReport,
 ) -> list[_Outgoing] | None:
     """Claim and decide one batch; the messages to send, or None when nothing is due."""
     with sessions.begin() as s:
@@ -130,17 +150,31 @@ def _claim_batch(
         if not messages:
             return None
         contacts = queries.lock_contacts(s, {m.contact_id for m in messages})
-        sends = queries.recent_sends(s, set(contacts), now - _cap_horizon(s, messages, contacts, settings))
+        sends = queries.recent_sends(
+            s, set(contacts), now - _cap_horizon(s, messages, contacts, settings)
+        )
         events = _events(s, {m.event_id for m in messages if m.event_id})
         outgoing = []
         for message in messages:
-            out = _decide(s, message, contacts[message.contact_id], sends, events, now, settings, worker, report)
+            out = _decide(
+                s,
+                message,
+                contacts[message.contact_id],
+                sends,
+                events,
+                now,
+                settings,
+                worker,
+                report,
+            )
             if out is not None:
                 outgoing.append(out)
         return outgoing
 
 
-def _cap_horizon(s: Session, messages: Sequence[Message], contacts: dict[int, Contact], settings: EngineSettings) -> timedelta:
+def _cap_horizon(
+    s: Session, messages: Sequence[Message], contacts: dict[int, Contact], settings: EngineSettings
+) -> timedelta:
     """How far back the caps of this batch look: the longest window that may apply."""
     windows = [c.per for c in settings.global_caps]
     for message in messages:
@@ -182,8 +216,15 @@ def _caps(contact: Contact, funnel: FunnelDef, settings: EngineSettings) -> list
 
 
 def _decide(
-    s: Session, message: Message, contact: Contact, sends: dict[int, list[datetime]],
-    events: dict[int, Event], now: datetime, settings: EngineSettings, worker: str, report: TickReport,
+    s: Session,
+    message: Message,
+    contact: Contact,
+    sends: dict[int, list[datetime]],
+    events: dict[int, Event],
+    now: datetime,
+    settings: EngineSettings,
+    worker: str,
+    report: TickReport,
 ) -> _Outgoing | None:
     """Rules 2, 3 and 6 for one claimed message; the email to send, or None."""
     funnel = version_definition(s, message.version_id)
@@ -196,7 +237,10 @@ def _decide(
     sent = sends.setdefault(contact.id, [])
     capped = not check_caps(caps, sent, now).allowed
     if capped and funnel.on_cap == "skip":
-        message.status, message.reason = "skipped", "a frequency cap was reached and this funnel skips capped email"
+        message.status, message.reason = (
+            "skipped",
+            "a frequency cap was reached and this funnel skips capped email",
+        )
         report.add("skipped")
         return None
     tz = window_zone(funnel.send_window, contact.timezone) if funnel.send_window else None
@@ -212,7 +256,12 @@ def _decide(
         message.status, message.reason = "failed", str(exc)
         report.add("failed")
         return None
-    message.status, message.claimed_at, message.claimed_by, message.sent_at = "sending", now, worker, now
+    message.status, message.claimed_at, message.claimed_by, message.sent_at = (
+        "sending",
+        now,
+        worker,
+        now,
+    )
     message.attempts += 1
     message.first_attempt_at = message.first_attempt_at or now
     message.reason = None
@@ -221,15 +270,25 @@ def _decide(
 
 
 def _compose(
-    message: Message, contact: Contact, funnel: FunnelDef, event: Event | None, now: datetime,
+    message: Message,
+    contact: Contact,
+    funnel: FunnelDef,
+    event: Event | None,
+    now: datetime,
     settings: EngineSettings,
 ) -> MimeMessage:
     key, fallbacks = settings.secret_key, settings.secret_key_fallbacks
-    unsubscribe = f"{settings.public_url}/u/{tokens.make('unsubscribe', key, contact.id, message.id, fallbacks=fallbacks)}"
-    preferences = f"{settings.public_url}/p/{tokens.make('preferences', key, contact.id, message.id, fallbacks=fallbacks)}"
+
+    def link(kind: str, path: str) -> str:
+        token = tokens.make(kind, key, contact.id, message.id, fallbacks=fallbacks)
+        return f"{settings.public_url}/{path}/{token}"
+
+    unsubscribe, preferences = link("unsubscribe", "u"), link("preferences", "p")
     context = {
         "contact": contacts_svc.render_view(contact),
-        "event": {"type": event.type, "properties": event.properties} if event else {"type": None, "properties": {}},
+        "event": {"type": event.type, "properties": event.properties}
+        if event
+        else {"type": None, "properties": {}},
         "funnel": {"key": funnel.key, "name": funnel.name},
         "stage": {"key": message.stage_key},
         "unsubscribe_url": unsubscribe,
@@ -239,11 +298,21 @@ def _compose(
     if funnel.tracking:
         from app.delivery.tracking import instrument  # (kept local: only this function changed)
 
-        rendered = instrument(rendered, public_url=settings.public_url, secret_key=key,
-                              contact_id=contact.id, message_id=message.id, fallbacks=fallbacks)
+        rendered = instrument(
+            rendered,
+            public_url=settings.public_url,
+            secret_key=key,
+            contact_id=contact.id,
+            message_id=message.id,
+            fallbacks=fallbacks,
+        )
     return compose(
-        rendered, to=contact.email, mail_from=settings.mail_from, message_db_id=message.id,
-        unsubscribe_url=unsubscribe, now=now,
+        rendered,
+        to=contact.email,
+        mail_from=settings.mail_from,
+        message_db_id=message.id,
+        unsubscribe_url=unsubscribe,
+        now=now,
     )
 
 
@@ -259,14 +328,25 @@ def _deliver(transport: Transport, outgoing: list[_Outgoing]) -> list[TransportE
 
 
 def _record(
-    sessions: sessionmaker[Session], now: datetime, settings: EngineSettings, worker: str,
-    outgoing: list[_Outgoing], results: list[TransportError | None], report: TickReport,
+    sessions: sessionmaker[Session],
+    now: datetime,
+    settings: EngineSettings,
+    worker: str,
+    outgoing: list[_Outgoing],
+    results: list[TransportError | None],
+    report: TickReport,
 ) -> None:
     with sessions.begin() as s:
         begin_write(s)
-        delivered = [out.message_id for out, error in zip(outgoing, results, strict=True) if error is None]
+        delivered = [
+            out.message_id for out, error in zip(outgoing, results, strict=True) if error is None
+        ]
         for message_id in queries.confirm_sent(s, delivered, worker, now):
-            s.add(MessageAttempt(message_id=message_id, at=now, outcome="sent", code=250, worker=worker))
+            s.add(
+                MessageAttempt(
+                    message_id=message_id, at=now, outcome="sent", code=250, worker=worker
+                )
+            )
             report.add("sent")
         for out, error in zip(outgoing, results, strict=True):
             if error is not None:
@@ -274,18 +354,38 @@ def _record(
 
 
 def _record_failure(
-    s: Session, out: _Outgoing, error: TransportError, now: datetime, settings: EngineSettings,
-    worker: str, report: TickReport,
+    s: Session,
+    out: _Outgoing,
+    error: TransportError,
+    now: datetime,
+    settings: EngineSettings,
+    worker: str,
+    report: TickReport,
 ) -> None:
-    decision = retry.decide(error, out.attempts, out.first_attempt_at, now, give_up_after=settings.retry_give_up)
+    decision = retry.decide(
+        error, out.attempts, out.first_attempt_at, now, give_up_after=settings.retry_give_up
+    )
     if decision.status == "retry":
-        values = {"status": "deferred", "due_at": decision.retry_at, "sent_at": None, "reason": decision.reason}
+        values = {
+            "status": "deferred",
+            "due_at": decision.retry_at,
+            "sent_at": None,
+            "reason": decision.reason,
+        }
     else:
         values = {"status": "failed", "sent_at": None, "reason": decision.reason}
     if not queries.confirm(s, out.message_id, worker, **values):
         return
-    s.add(MessageAttempt(message_id=out.message_id, at=now, outcome=decision.status, code=error.code,
-                         detail=error.message[:1000], worker=worker))
+    s.add(
+        MessageAttempt(
+            message_id=out.message_id,
+            at=now,
+            outcome=decision.status,
+            code=error.code,
+            detail=error.message[:1000],
+            worker=worker,
+        )
+    )
     report.add(decision.status)
     if decision.status == "bounced":
         contact = s.get(Contact, out.contact_id)

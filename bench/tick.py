@@ -43,26 +43,75 @@ def build(url: str, population: int, due: int) -> None:
     engine = make_engine(url)
     sessions = make_session_factory(engine)
     with sessions.begin() as s:
-        _, version, _ = load_file(s, ROOT / "funnels" / "b2b-nurture.yaml", NOW - timedelta(days=30), None)
+        _, version, _ = load_file(
+            s, ROOT / "funnels" / "b2b-nurture.yaml", NOW - timedelta(days=30), None
+        )
         funnel_id, version_id = version.funnel_id, version.id
     with engine.begin() as conn:
         for lo in range(0, population, CHUNK):
             ids = range(lo + 1, min(population, lo + CHUNK) + 1)
-            conn.execute(insert(Contact), [
-                {"id": i, "email": f"c{i}@bench.example.com", "attributes": {"first_name": f"C{i}"},
-                 "timezone": "Europe/London", "status": "active", "created_at": NOW, "updated_at": NOW} for i in ids])
-            conn.execute(insert(Subscription), [
-                {"contact_id": i, "topic": "nurture", "status": "subscribed", "updated_at": NOW} for i in ids])
-            conn.execute(insert(Enrollment), [
-                {"id": i, "contact_id": i, "funnel_id": funnel_id, "version_id": version_id, "status": "active",
-                 "stage_key": "read_ebook", "stage_entered_at": NOW - timedelta(days=1), "visit": 1,
-                 "timeout_at": NOW + timedelta(days=13), "enrolled_at": NOW - timedelta(days=1)} for i in ids])
-            conn.execute(insert(Message), [
-                {"enrollment_id": i, "contact_id": i, "funnel_id": funnel_id, "version_id": version_id,
-                 "stage_key": "read_ebook", "visit": 1, "step": 1, "template": "video1-invite", "priority": 10,
-                 "status": "scheduled", "attempts": 0, "created_at": NOW,
-                 # The first DUE contacts are due now; everyone else later.
-                 "due_at": NOW if i <= due else NOW + timedelta(days=1 + i % 5)} for i in ids])
+            conn.execute(
+                insert(Contact),
+                [
+                    {
+                        "id": i,
+                        "email": f"c{i}@bench.example.com",
+                        "attributes": {"first_name": f"C{i}"},
+                        "timezone": "Europe/London",
+                        "status": "active",
+                        "created_at": NOW,
+                        "updated_at": NOW,
+                    }
+                    for i in ids
+                ],
+            )
+            conn.execute(
+                insert(Subscription),
+                [
+                    {"contact_id": i, "topic": "nurture", "status": "subscribed", "updated_at": NOW}
+                    for i in ids
+                ],
+            )
+            conn.execute(
+                insert(Enrollment),
+                [
+                    {
+                        "id": i,
+                        "contact_id": i,
+                        "funnel_id": funnel_id,
+                        "version_id": version_id,
+                        "status": "active",
+                        "stage_key": "read_ebook",
+                        "stage_entered_at": NOW - timedelta(days=1),
+                        "visit": 1,
+                        "timeout_at": NOW + timedelta(days=13),
+                        "enrolled_at": NOW - timedelta(days=1),
+                    }
+                    for i in ids
+                ],
+            )
+            conn.execute(
+                insert(Message),
+                [
+                    {
+                        "enrollment_id": i,
+                        "contact_id": i,
+                        "funnel_id": funnel_id,
+                        "version_id": version_id,
+                        "stage_key": "read_ebook",
+                        "visit": 1,
+                        "step": 1,
+                        "template": "video1-invite",
+                        "priority": 10,
+                        "status": "scheduled",
+                        "attempts": 0,
+                        "created_at": NOW,
+                        # The first DUE contacts are due now; everyone else later.
+                        "due_at": NOW if i <= due else NOW + timedelta(days=1 + i % 5),
+                    }
+                    for i in ids
+                ],
+            )
     engine.dispose()
 
 
@@ -70,16 +119,26 @@ def one_tick(url: str, due: int) -> float:
     """Seconds for one tick that sends the `due` messages; then makes them due again."""
     engine = make_engine(url)
     sessions = make_session_factory(engine)
-    settings = EngineSettings(public_url="http://bench.example.com", secret_key="bench", mail_from="b@bench.example.com",
-                              templates=Templates(ROOT / "templates" / "email"), batch=500)
-    tick(sessions, NOW - timedelta(days=2), MemoryTransport(), settings, worker="warm-up")  # caches, pages
+    settings = EngineSettings(
+        public_url="http://bench.example.com",
+        secret_key="bench",
+        mail_from="b@bench.example.com",
+        templates=Templates(ROOT / "templates" / "email"),
+        batch=500,
+    )
+    tick(
+        sessions, NOW - timedelta(days=2), MemoryTransport(), settings, worker="warm-up"
+    )  # caches, pages
     begun = time.perf_counter()
     report = tick(sessions, NOW, MemoryTransport(), settings, worker="bench")
     elapsed = time.perf_counter() - begun
     assert report.counts["sent"] == due, report.as_dict()
     with engine.begin() as conn:
-        conn.execute(update(Message).where(Message.contact_id <= due)
-                     .values(status="scheduled", due_at=NOW, sent_at=None, claimed_by=None, attempts=0))
+        conn.execute(
+            update(Message)
+            .where(Message.contact_id <= due)
+            .values(status="scheduled", due_at=NOW, sent_at=None, claimed_by=None, attempts=0)
+        )
         conn.execute(MessageAttempt.__table__.delete())
     engine.dispose()
     return elapsed
@@ -99,20 +158,28 @@ def main() -> None:
             urls[population] = f"sqlite:///{tmp}/tick-{population}.db"
             begun = time.perf_counter()
             build(urls[population], population, args.due)
-            print(f"tick.built population={population} in {time.perf_counter() - begun:.1f}s", flush=True)
+            print(
+                f"tick.built population={population} in {time.perf_counter() - begun:.1f}s",
+                flush=True,
+            )
         # Alternate between the databases so that machine noise falls on both alike.
         for _ in range(args.repeat):
             for population in populations:
                 results[population].append(one_tick(urls[population], args.due))
     medians = {p: statistics.median(t) for p, t in results.items()}
     for population in populations:
-        print(f"tick.population={population} due={args.due} tick_ms={medians[population] * 1000:.1f} "
-              f"emails_per_s={args.due / medians[population]:.0f} (median of {args.repeat})", flush=True)
+        print(
+            f"tick.population={population} due={args.due} tick_ms={medians[population] * 1000:.1f} "
+            f"emails_per_s={args.due / medians[population]:.0f} (median of {args.repeat})",
+            flush=True,
+        )
     results = medians  # type: ignore[assignment]
     base = results[populations[0]]
     for population in populations[1:]:
-        print(f"tick.ratio {population}/{populations[0]} = {results[population] / base:.2f}x "
-              f"(population {population / populations[0]:.0f}x larger, same {args.due} due)")
+        print(
+            f"tick.ratio {population}/{populations[0]} = {results[population] / base:.2f}x "
+            f"(population {population / populations[0]:.0f}x larger, same {args.due} due)"
+        )
 
 
 if __name__ == "__main__":

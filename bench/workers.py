@@ -42,29 +42,87 @@ NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
 def populate(url: str, n: int) -> None:
     engine = make_engine(url)
     with make_session_factory(engine).begin() as s:
-        _, version, _ = load_file(s, ROOT / "funnels" / "b2b-nurture.yaml", NOW - timedelta(days=3), None)
+        _, version, _ = load_file(
+            s, ROOT / "funnels" / "b2b-nurture.yaml", NOW - timedelta(days=3), None
+        )
         fid, vid = version.funnel_id, version.id
     ids = range(1, n + 1)
     with engine.begin() as conn:
-        conn.execute(insert(Contact), [{"id": i, "email": f"c{i}@bench.example.com", "attributes": {"first_name": "Bo"},
-                                        "status": "active", "created_at": NOW, "updated_at": NOW} for i in ids])
-        conn.execute(insert(Subscription), [{"contact_id": i, "topic": "nurture", "status": "subscribed",
-                                             "updated_at": NOW} for i in ids])
-        conn.execute(insert(Enrollment), [{"id": i, "contact_id": i, "funnel_id": fid, "version_id": vid,
-                                           "status": "active", "stage_key": "read_ebook", "visit": 1,
-                                           "stage_entered_at": NOW, "enrolled_at": NOW} for i in ids])
-        conn.execute(insert(Message), [{"enrollment_id": i, "contact_id": i, "funnel_id": fid, "version_id": vid,
-                                        "stage_key": "read_ebook", "visit": 1, "step": 0, "template": "ebook-welcome",
-                                        "priority": 10, "status": "scheduled", "attempts": 0, "due_at": NOW,
-                                        "created_at": NOW} for i in ids])
+        conn.execute(
+            insert(Contact),
+            [
+                {
+                    "id": i,
+                    "email": f"c{i}@bench.example.com",
+                    "attributes": {"first_name": "Bo"},
+                    "status": "active",
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                }
+                for i in ids
+            ],
+        )
+        conn.execute(
+            insert(Subscription),
+            [
+                {"contact_id": i, "topic": "nurture", "status": "subscribed", "updated_at": NOW}
+                for i in ids
+            ],
+        )
+        conn.execute(
+            insert(Enrollment),
+            [
+                {
+                    "id": i,
+                    "contact_id": i,
+                    "funnel_id": fid,
+                    "version_id": vid,
+                    "status": "active",
+                    "stage_key": "read_ebook",
+                    "visit": 1,
+                    "stage_entered_at": NOW,
+                    "enrolled_at": NOW,
+                }
+                for i in ids
+            ],
+        )
+        conn.execute(
+            insert(Message),
+            [
+                {
+                    "enrollment_id": i,
+                    "contact_id": i,
+                    "funnel_id": fid,
+                    "version_id": vid,
+                    "stage_key": "read_ebook",
+                    "visit": 1,
+                    "step": 0,
+                    "template": "ebook-welcome",
+                    "priority": 10,
+                    "status": "scheduled",
+                    "attempts": 0,
+                    "due_at": NOW,
+                    "created_at": NOW,
+                }
+                for i in ids
+            ],
+        )
     engine.dispose()
 
 
 def env_for(url: str, sink: SmtpSink) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "DATABASE_"))}
-    env.update(DATABASE_URL=url, SMTP_HOST=sink.host, SMTP_PORT=str(sink.port), GLOBAL_CAPS="", SECRET_KEY="bench",
-               PUBLIC_URL="http://bench.example.com", MAIL_FROM="Bench <b@bench.example.com>", WORKER_BATCH="100",
-               LOG_LEVEL="WARNING")
+    env.update(
+        DATABASE_URL=url,
+        SMTP_HOST=sink.host,
+        SMTP_PORT=str(sink.port),
+        GLOBAL_CAPS="",
+        SECRET_KEY="bench",
+        PUBLIC_URL="http://bench.example.com",
+        MAIL_FROM="Bench <b@bench.example.com>",
+        WORKER_BATCH="100",
+        LOG_LEVEL="WARNING",
+    )
     return env
 
 
@@ -81,7 +139,9 @@ def run_workers(server: str, n: int, workers: int) -> float:
                 elapsed = time.perf_counter() - begun
             engine = make_engine(url)
             with engine.connect() as conn:
-                sent = conn.scalar(select(func.count()).select_from(Message).where(Message.status == "sent"))
+                sent = conn.scalar(
+                    select(func.count()).select_from(Message).where(Message.status == "sent")
+                )
             engine.dispose()
             assert sent == n == len(sink.messages), (sent, n, len(sink.messages))
         return n / elapsed
@@ -110,12 +170,19 @@ def main() -> None:
     if server is None:
         sys.exit("bench/workers.py needs TEST_PG_URL (PostgreSQL); see its docstring")
     ceiling = sink_ceiling(args.messages)
-    print(f"workers.sink_ceiling emails_per_s={ceiling:.0f} (bare smtplib loop, one connection)", flush=True)
+    print(
+        f"workers.sink_ceiling emails_per_s={ceiling:.0f} (bare smtplib loop, one connection)",
+        flush=True,
+    )
     rates = {}
     for count in [int(w) for w in args.workers.split(",")]:
         rates[count] = run_workers(server, args.messages, count)
-        print(f"workers.pg workers={count} emails={args.messages} emails_per_s={rates[count]:.0f} "
-              f"ratio_to_1={rates[count] / rates[min(rates)]:.2f} of_ceiling={rates[count] / ceiling:.2f}", flush=True)
+        print(
+            f"workers.pg workers={count} emails={args.messages} emails_per_s={rates[count]:.0f} "
+            f"ratio_to_1={rates[count] / rates[min(rates)]:.2f} "
+            f"of_ceiling={rates[count] / ceiling:.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

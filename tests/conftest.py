@@ -53,8 +53,14 @@ def pg_template() -> Iterator[str]:
         return
     name = f"nurture_tmpl_{uuid.uuid4().hex[:8]}"
     base = make_url(url)
-    with psycopg.connect(base.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True) as c:
-        c.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(sql.Identifier(name)))
+    with psycopg.connect(
+        base.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True
+    ) as c:
+        c.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(
+                sql.Identifier(name)
+            )
+        )
     template_url = base.set(database=name).render_as_string(hide_password=False)
     upgrade(template_url)
     yield template_url
@@ -64,9 +70,15 @@ def pg_template() -> Iterator[str]:
 def _clone_pg(template_url: str) -> str:
     template = make_url(template_url)
     name = f"nurture_t_{uuid.uuid4().hex[:12]}"
-    libpq = template.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    libpq = template.set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False
+    )
     with psycopg.connect(libpq, autocommit=True) as c:
-        c.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template.database or "")))
+        c.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template.database or "")
+            )
+        )
     return template.set(database=name).render_as_string(hide_password=False)
 
 

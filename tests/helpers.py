@@ -32,24 +32,50 @@ def publish(sessions: sessionmaker[Session], source: str | Path, now: datetime) 
         return funnel.id
 
 
-def subscribe(sessions: sessionmaker[Session], email: str, now: datetime, topic: str = "nurture",
-              **attributes: Any) -> int:
+def subscribe(
+    sessions: sessionmaker[Session],
+    email: str,
+    now: datetime,
+    topic: str = "nurture",
+    **attributes: Any,
+) -> int:
     with sessions.begin() as s:
         contact, _ = contacts_svc.get_or_create(s, email, now)
         contacts_svc.update_attributes(contact, attributes, now)
-        contacts_svc.set_topic(s, contact, topic, "subscribed", now, contacts_svc.Actor(source="test"))
+        contacts_svc.set_topic(
+            s, contact, topic, "subscribed", now, contacts_svc.Actor(source="test")
+        )
         return contact.id
 
 
-def event(sessions: sessionmaker[Session], email: str, type: str, at: datetime,
-          now: datetime | None = None, client_id: str | None = None, **properties: Any) -> bool:
+def event(
+    sessions: sessionmaker[Session],
+    email: str,
+    type: str,
+    at: datetime,
+    now: datetime | None = None,
+    client_id: str | None = None,
+    **properties: Any,
+) -> bool:
     with sessions.begin() as s:
-        return ingest_event(s, email=email, type=type, properties=properties, occurred_at=at,
-                            now=now or at, client_id=client_id).created
+        return ingest_event(
+            s,
+            email=email,
+            type=type,
+            properties=properties,
+            occurred_at=at,
+            now=now or at,
+            client_id=client_id,
+        ).created
 
 
-def run(sessions: sessionmaker[Session], settings: EngineSettings, now: datetime,
-        transport: Transport | None = None, sink: Any = None) -> TickReport:
+def run(
+    sessions: sessionmaker[Session],
+    settings: EngineSettings,
+    now: datetime,
+    transport: Transport | None = None,
+    sink: Any = None,
+) -> TickReport:
     """One tick as of `now`, sending to `sink` (an SmtpSink) or `transport`."""
     if transport is None:
         transport = SmtpTransport(SmtpSettings(host=sink.host, port=sink.port, timeout=5))
@@ -60,13 +86,18 @@ def messages(sessions: sessionmaker[Session], email: str | None = None) -> list[
     with sessions() as s:
         query = select(Message).order_by(Message.id)
         if email:
-            query = query.join(Contact, Contact.id == Message.contact_id).where(Contact.email == email)
+            query = query.join(Contact, Contact.id == Message.contact_id).where(
+                Contact.email == email
+            )
         return list(s.scalars(query))
 
 
 def enrollment(sessions: sessionmaker[Session], email: str) -> Enrollment | None:
     with sessions() as s:
         return s.scalar(
-            select(Enrollment).join(Contact, Contact.id == Enrollment.contact_id)
-            .where(Contact.email == email).order_by(Enrollment.id.desc()).limit(1)
+            select(Enrollment)
+            .join(Contact, Contact.id == Enrollment.contact_id)
+            .where(Contact.email == email)
+            .order_by(Enrollment.id.desc())
+            .limit(1)
         )

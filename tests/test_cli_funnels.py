@@ -27,8 +27,11 @@ def test_it_accepts_the_example_funnel(runner):
 
 def test_it_reports_each_problem_as_file_line_field_message(runner, tmp_path: Path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(EXAMPLE.read_text().replace("to: watched_video1}", "to: watchd_video1}", 1)
-                   .replace("after: 2d}", "after: 2 days}", 1))
+    bad.write_text(
+        EXAMPLE.read_text()
+        .replace("to: watched_video1}", "to: watchd_video1}", 1)
+        .replace("after: 2d}", "after: 2 days}", 1)
+    )
     result = runner.invoke(args=["funnels", "validate", str(bad)])
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
@@ -86,7 +89,9 @@ def test_it_refuses_a_publish_that_would_strand_contacts(sessions, runner, tmp_p
     assert result.exit_code == 0, result.output
     moved = enrollment(sessions, "ada@example.com")
     assert moved.stage_key == "took_quiz"
-    assert [m.template for m in messages(sessions, "ada@example.com") if m.status == "scheduled"][-1] == "video2-invite"
+    assert [m.template for m in messages(sessions, "ada@example.com") if m.status == "scheduled"][
+        -1
+    ] == "video2-invite"
     with sessions() as s:
         assert s.scalar(select(Enrollment.version_id)) == funnels_svc.live_funnels(s)[0].version_id
 
@@ -106,7 +111,9 @@ def test_it_simulates_deterministically_for_a_seed(runner):
 
 def test_it_reports_problems_instead_of_simulating_a_broken_funnel(runner, tmp_path: Path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(EXAMPLE.read_text().replace("template: quiz-invite", "template: quiz-invitation"))
+    bad.write_text(
+        EXAMPLE.read_text().replace("template: quiz-invite", "template: quiz-invitation")
+    )
     result = runner.invoke(args=["funnels", "simulate", str(bad), "--contacts", "5", "--days", "2"])
     assert result.exit_code == 1
     assert f"{bad}:" in result.output and "quiz-invitation" in result.output

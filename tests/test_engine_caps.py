@@ -57,8 +57,14 @@ def capped(settings: EngineSettings) -> EngineSettings:
 
 
 def _config_of(settings: EngineSettings) -> dict[str, object]:
-    return {"PUBLIC_URL": settings.public_url, "SECRET_KEY": settings.secret_key, "MAIL_FROM": settings.mail_from,
-            "TEMPLATES_DIR": str(settings.templates.directory), "SMTP_HOST": "x", "SMTP_PORT": 25}
+    return {
+        "PUBLIC_URL": settings.public_url,
+        "SECRET_KEY": settings.secret_key,
+        "MAIL_FROM": settings.mail_from,
+        "TEMPLATES_DIR": str(settings.templates.directory),
+        "SMTP_HOST": "x",
+        "SMTP_PORT": 25,
+    }
 
 
 def test_it_never_exceeds_the_caps_over_a_month_of_competing_funnels(sessions, capped, smtp_sink):
@@ -108,7 +114,9 @@ def test_it_sends_the_higher_priority_funnel_first_when_both_are_due(sessions, c
     assert "cap 1/1d" in (promo.reason or "")
     run(sessions, capped, start + timedelta(days=1), sink=smtp_sink)
     assert [r.message["Subject"] for r in smtp_sink.messages][1] in (
-        "See it working on a real pipeline", "The 6-minute version of chapter 1")
+        "See it working on a real pipeline",
+        "The 6-minute version of chapter 1",
+    )
 
 
 def test_it_obeys_the_recipients_own_frequency_choice(sessions, settings, smtp_sink):

@@ -20,13 +20,23 @@ READERS = [f"reader{i}@example.com" for i in range(3)]
 
 def worker_env(db_url: str, sink) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "DATABASE_"))}
-    env.update(DATABASE_URL=db_url, SMTP_HOST=sink.host, SMTP_PORT=str(sink.port), TEMPLATES_DIR=str(TEMPLATES),
-               GLOBAL_CAPS="", SECRET_KEY="test-secret-key-not-for-production", PUBLIC_URL="http://nurture.test",
-               MAIL_FROM="Nurture <hello@nurture.test>", SMTP_TIMEOUT="60")
+    env.update(
+        DATABASE_URL=db_url,
+        SMTP_HOST=sink.host,
+        SMTP_PORT=str(sink.port),
+        TEMPLATES_DIR=str(TEMPLATES),
+        GLOBAL_CAPS="",
+        SECRET_KEY="test-secret-key-not-for-production",
+        PUBLIC_URL="http://nurture.test",
+        MAIL_FROM="Nurture <hello@nurture.test>",
+        SMTP_TIMEOUT="60",
+    )
     return env
 
 
-def test_it_never_resends_after_the_worker_is_killed_mid_send(db_url, sessions, settings, smtp_sink):
+def test_it_never_resends_after_the_worker_is_killed_mid_send(
+    db_url, sessions, settings, smtp_sink
+):
     start = at("2026-03-02 10:00")
     publish(sessions, FUNNEL, start)
     for reader in READERS:
@@ -35,8 +45,13 @@ def test_it_never_resends_after_the_worker_is_killed_mid_send(db_url, sessions, 
 
     smtp_sink.hold_after_accept()
     flask = Path(sys.executable).parent / "flask"
-    worker = subprocess.Popen([str(flask), "worker", "--once", "--now", start.isoformat()], cwd=ROOT,
-                              env=worker_env(db_url, smtp_sink), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        [str(flask), "worker", "--once", "--now", start.isoformat()],
+        cwd=ROOT,
+        env=worker_env(db_url, smtp_sink),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         smtp_sink.wait_for(1, timeout=60)  # the server has the first email; the worker awaits "250"
         os.kill(worker.pid, signal.SIGKILL)
@@ -51,7 +66,9 @@ def test_it_never_resends_after_the_worker_is_killed_mid_send(db_url, sessions, 
 
     # Before the claim expires nothing is touched; after it, the policy settles them.
     run(sessions, settings, start + timedelta(minutes=5), sink=smtp_sink)
-    assert [m.status for m in messages(sessions) if m.template == "ebook-welcome"] == ["sending"] * 3
+    assert [m.status for m in messages(sessions) if m.template == "ebook-welcome"] == [
+        "sending"
+    ] * 3
     report = run(sessions, settings, start + timedelta(minutes=11), sink=smtp_sink)
     assert report.counts["recovered"] == 3
     now = start + timedelta(minutes=11)

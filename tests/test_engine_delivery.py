@@ -68,8 +68,13 @@ def test_it_never_sends_what_was_queued_before_an_unsubscribe(sessions, settings
     run(sessions, settings, start, sink=smtp_sink)
     with sessions.begin() as s:
         contact = contacts_svc.find(s, ADA)
-        contacts_svc.set_status(s, contact, "unsubscribed", start + timedelta(hours=1),
-                                contacts_svc.Actor(source="test"))
+        contacts_svc.set_status(
+            s,
+            contact,
+            "unsubscribed",
+            start + timedelta(hours=1),
+            contacts_svc.Actor(source="test"),
+        )
     run(sessions, settings, start + timedelta(days=2), sink=smtp_sink)
     assert len(smtp_sink.messages) == 1
     invite = next(m for m in messages(sessions, ADA) if m.template == "video1-invite")
@@ -100,8 +105,11 @@ def test_it_retries_a_temporary_failure_and_sends_once(sessions, settings, smtp_
     [welcome, _] = messages(sessions, ADA)
     assert (welcome.status, welcome.attempts) == ("sent", 2)
     with sessions() as s:
-        outcomes = s.scalars(select(MessageAttempt.outcome).where(MessageAttempt.message_id == welcome.id)
-                             .order_by(MessageAttempt.id)).all()
+        outcomes = s.scalars(
+            select(MessageAttempt.outcome)
+            .where(MessageAttempt.message_id == welcome.id)
+            .order_by(MessageAttempt.id)
+        ).all()
     assert outcomes == ["retry", "sent"]
 
 
@@ -137,8 +145,12 @@ def test_it_bounces_a_refused_recipient_and_mails_them_no_more(sessions, setting
     with sessions() as s:
         contact = s.scalar(select(Contact).where(Contact.email == ADA))
         assert contact.status == "bounced"
-        ledger = s.scalars(select(ConsentChange).where(ConsentChange.contact_id == contact.id)).all()
-        assert [(c.source, c.before, c.after) for c in ledger if c.field == "status"] == [("bounce", "active", "bounced")]
+        ledger = s.scalars(
+            select(ConsentChange).where(ConsentChange.contact_id == contact.id)
+        ).all()
+        assert [(c.source, c.before, c.after) for c in ledger if c.field == "status"] == [
+            ("bounce", "active", "bounced")
+        ]
     smtp_sink.reply_rcpt(ADA, None)
     run(sessions, settings, start + timedelta(days=2), sink=smtp_sink)
     assert smtp_sink.messages == []
@@ -158,9 +170,13 @@ def test_it_moves_a_quiet_reader_to_dormant_after_fourteen_days(sessions, settin
     assert [r.message["Subject"] for r in smtp_sink.messages][-1] == "Was the eBook any use?"
 
 
-def test_it_fails_a_message_whose_template_cannot_render_and_sends_nothing(sessions, settings, smtp_sink, tmp_path):
+def test_it_fails_a_message_whose_template_cannot_render_and_sends_nothing(
+    sessions, settings, smtp_sink, tmp_path
+):
     # The same template name, broken: it uses a variable no contact has.
-    (tmp_path / "ebook-welcome.html").write_text("---\nsubject: Hi {{ contact.company_name }}\n---\n<p>x</p>\n")
+    (tmp_path / "ebook-welcome.html").write_text(
+        "---\nsubject: Hi {{ contact.company_name }}\n---\n<p>x</p>\n"
+    )
     settings.templates = Templates(tmp_path)
     start = at("2026-03-02 10:00")
     start_journey(sessions, start)
@@ -182,5 +198,7 @@ def test_it_picks_up_an_edited_template_without_a_restart(tmp_path):
     assert templates.render("ebook-welcome", sample_context()).subject.startswith("Your copy")
     path = tmp_path / "ebook-welcome.html"
     path.write_text(path.read_text().replace("Your copy of", "Here is"))
-    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))  # a later mtime, as an edit has
+    os.utime(
+        path, (path.stat().st_atime, path.stat().st_mtime + 5)
+    )  # a later mtime, as an edit has
     assert templates.render("ebook-welcome", sample_context()).subject.startswith("Here is")

@@ -51,12 +51,19 @@ def test_it_walks_a_reader_from_ebook_to_conversion(sessions, settings, smtp_sin
     done = enrollment(sessions, ADA)
     assert (done.status, done.exit_label) == ("exited", "converted")
     for day in range(6, 40):
-        run(sessions, settings, at(f"2026-03-{day:02d} 12:00") if day <= 31 else at(f"2026-04-{day - 31:02d} 12:00"), sink=smtp_sink)
+        run(
+            sessions,
+            settings,
+            at(f"2026-03-{day:02d} 12:00") if day <= 31 else at(f"2026-04-{day - 31:02d} 12:00"),
+            sink=smtp_sink,
+        )
     assert len(smtp_sink.messages) == 3
     assert by_template(messages(sessions, ADA))["demo-invite"].status == "cancelled"
 
 
-def test_it_sends_every_email_with_unsubscribe_headers_and_a_stable_message_id(sessions, settings, smtp_sink):
+def test_it_sends_every_email_with_unsubscribe_headers_and_a_stable_message_id(
+    sessions, settings, smtp_sink
+):
     monday = at("2026-03-02 10:00")
     publish(sessions, FUNNEL, monday)
     subscribe(sessions, ADA, monday)

@@ -28,12 +28,24 @@ def test_it_downgrades_to_nothing_and_up_again(db_url):
     engine = make_engine(db_url)
     tables = set(inspect(engine).get_table_names())
     engine.dispose()
-    assert {"contacts", "events", "funnels", "funnel_versions", "enrollments", "messages",
-            "consent_ledger", "subscriptions", "users", "api_keys"} <= tables
+    assert {
+        "contacts",
+        "events",
+        "funnels",
+        "funnel_versions",
+        "enrollments",
+        "messages",
+        "consent_ledger",
+        "subscriptions",
+        "users",
+        "api_keys",
+    } <= tables
 
 
 def test_it_indexes_what_the_worker_scans(db_url):
     engine = make_engine(db_url)
-    indexes = {i["name"] for t in ("messages", "enrollments") for i in inspect(engine).get_indexes(t)}
+    indexes = {
+        i["name"] for t in ("messages", "enrollments") for i in inspect(engine).get_indexes(t)
+    }
     engine.dispose()
     assert {"ix_messages_due", "ix_enrollments_timeout", "uq_enrollments_active"} <= indexes

@@ -20,8 +20,16 @@ FLASK = str(Path(sys.executable).parent / "flask")
 
 def env_for(db_url: str, sink=None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "DATABASE_"))}
-    env.update(DATABASE_URL=db_url, TEMPLATES_DIR=str(TEMPLATES), GLOBAL_CAPS="", SECRET_KEY="t",
-               PUBLIC_URL="http://nurture.test", MAIL_FROM="Nurture <hello@nurture.test>", WORKER_INTERVAL="1", **extra)
+    env.update(
+        DATABASE_URL=db_url,
+        TEMPLATES_DIR=str(TEMPLATES),
+        GLOBAL_CAPS="",
+        SECRET_KEY="t",
+        PUBLIC_URL="http://nurture.test",
+        MAIL_FROM="Nurture <hello@nurture.test>",
+        WORKER_INTERVAL="1",
+        **extra,
+    )
     if sink is not None:
         env.update(SMTP_HOST=sink.host, SMTP_PORT=str(sink.port))
     return env
@@ -35,13 +43,24 @@ def wait_until(predicate, timeout: float = 30.0) -> None:
 
 
 def test_it_refuses_a_second_worker_on_sqlite(sqlite_url):
-    first = subprocess.Popen([FLASK, "worker"], cwd=ROOT, env=env_for(sqlite_url), stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT)
+    first = subprocess.Popen(
+        [FLASK, "worker"],
+        cwd=ROOT,
+        env=env_for(sqlite_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         app = make_test_app(sqlite_url)
         wait_until(lambda: app.test_client().get("/healthz").json["workers"])
-        second = subprocess.run([FLASK, "worker", "--once"], cwd=ROOT, env=env_for(sqlite_url),
-                                capture_output=True, text=True, timeout=60)
+        second = subprocess.run(
+            [FLASK, "worker", "--once"],
+            cwd=ROOT,
+            env=env_for(sqlite_url),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert second.returncode == 1
         assert "another worker is already running on this SQLite database" in second.stderr
         assert "PostgreSQL" in second.stderr and "Traceback" not in second.stderr
@@ -56,8 +75,13 @@ def test_it_sends_then_stops_cleanly_on_sigterm(db_url, sessions, smtp_sink):
     publish(sessions, WELCOME, now)
     subscribe(sessions, "ada@example.com", now)
     event(sessions, "ada@example.com", "signed_up", now)
-    worker = subprocess.Popen([FLASK, "worker"], cwd=ROOT, env=env_for(db_url, smtp_sink),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        [FLASK, "worker"],
+        cwd=ROOT,
+        env=env_for(db_url, smtp_sink),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     app = make_test_app(db_url)
     try:
         wait_until(lambda: len(smtp_sink.messages) == 1)

@@ -58,24 +58,61 @@ def populate(sessions) -> None:
     publish(sessions, WELCOME, START)
     publish(sessions, PROMO, START)
     with sessions.begin() as s:
-        s.execute(insert(Contact), [{"id": i, "email": f"c{i}@torture.example.com", "attributes": {}, "status": "active",
-                                      "created_at": START, "updated_at": START} for i in range(1, CONTACTS + 1)])
-        s.execute(insert(Subscription), [{"contact_id": i, "topic": t, "status": "subscribed", "updated_at": START}
-                                         for i in range(1, CONTACTS + 1) for t in ("nurture", "newsletter")])
+        s.execute(
+            insert(Contact),
+            [
+                {
+                    "id": i,
+                    "email": f"c{i}@torture.example.com",
+                    "attributes": {},
+                    "status": "active",
+                    "created_at": START,
+                    "updated_at": START,
+                }
+                for i in range(1, CONTACTS + 1)
+            ],
+        )
+        s.execute(
+            insert(Subscription),
+            [
+                {"contact_id": i, "topic": t, "status": "subscribed", "updated_at": START}
+                for i in range(1, CONTACTS + 1)
+                for t in ("nurture", "newsletter")
+            ],
+        )
     for lo in range(1, CONTACTS + 1, 500):
         with sessions.begin() as s:
             funnels = live_funnels(s)
             for i in range(lo, min(lo + 500, CONTACTS + 1)):
-                when = START + timedelta(minutes=(i * 37) % (3 * 24 * 60))  # signed up over three days
-                ingest_event(s, email=f"c{i}@torture.example.com", type="signed_up", properties={},
-                             occurred_at=when, now=when, funnels=funnels)
+                when = START + timedelta(
+                    minutes=(i * 37) % (3 * 24 * 60)
+                )  # signed up over three days
+                ingest_event(
+                    s,
+                    email=f"c{i}@torture.example.com",
+                    type="signed_up",
+                    properties={},
+                    occurred_at=when,
+                    now=when,
+                    funnels=funnels,
+                )
 
 
 def worker_env(db_url: str, sink) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "DATABASE_"))}
-    env.update(DATABASE_URL=db_url, SMTP_HOST=sink.host, SMTP_PORT=str(sink.port), TEMPLATES_DIR=str(TEMPLATES),
-               GLOBAL_CAPS="1/1d,3/7d", SECRET_KEY="torture", PUBLIC_URL="http://nurture.test",
-               MAIL_FROM="Nurture <hello@nurture.test>", WORKER_BATCH="100", SENDING_LEASE="10m", LOG_LEVEL="WARNING")
+    env.update(
+        DATABASE_URL=db_url,
+        SMTP_HOST=sink.host,
+        SMTP_PORT=str(sink.port),
+        TEMPLATES_DIR=str(TEMPLATES),
+        GLOBAL_CAPS="1/1d,3/7d",
+        SECRET_KEY="torture",
+        PUBLIC_URL="http://nurture.test",
+        MAIL_FROM="Nurture <hello@nurture.test>",
+        WORKER_BATCH="100",
+        SENDING_LEASE="10m",
+        LOG_LEVEL="WARNING",
+    )
     return env
 
 
@@ -115,16 +152,29 @@ def test_it_survives_four_workers_and_a_kill(pg_only_url, smtp_sink, tmp_path):
     assert ids and max(ids.values()) == 1, [i for i, n in ids.items() if n > 1][:5]
     assert_caps_held(smtp_sink)
     with sessions() as s:
-        statuses = dict(s.execute(select(Message.status, func.count()).group_by(Message.status)).all())
-        overdue = s.scalar(select(func.count()).select_from(Message).where(
-            Message.status.in_(("scheduled", "deferred", "sending")), Message.due_at <= END))
-        sent_ids = {f"<nurture.{i}@nurture.test>" for i in s.scalars(select(Message.id).where(Message.status == "sent"))}
-        unknown_ids = {f"<nurture.{i}@nurture.test>" for i in s.scalars(select(Message.id).where(Message.status == "unknown"))}
+        statuses = dict(
+            s.execute(select(Message.status, func.count()).group_by(Message.status)).all()
+        )
+        overdue = s.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.status.in_(("scheduled", "deferred", "sending")), Message.due_at <= END)
+        )
+        sent_ids = {
+            f"<nurture.{i}@nurture.test>"
+            for i in s.scalars(select(Message.id).where(Message.status == "sent"))
+        }
+        unknown_ids = {
+            f"<nurture.{i}@nurture.test>"
+            for i in s.scalars(select(Message.id).where(Message.status == "unknown"))
+        }
     engine.dispose()
     assert overdue == 0, statuses
     assert "sending" not in statuses and "failed" not in statuses
     received = set(ids)
     assert sent_ids <= received  # everything recorded as sent arrived
-    assert received - sent_ids <= unknown_ids  # anything else is one the killed worker left unconfirmed
+    assert (
+        received - sent_ids <= unknown_ids
+    )  # anything else is one the killed worker left unconfirmed
     # Everyone got all three within the caps, but for what the killed worker left unconfirmed.
     assert statuses["sent"] + statuses.get("unknown", 0) == CONTACTS * 3

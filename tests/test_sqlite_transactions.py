@@ -18,8 +18,14 @@ def test_it_rolls_back_work_done_in_a_savepoint(sqlite_url):
     with sessions() as s:
         begin_write(s)
         with s.begin_nested():
-            s.add(Contact(email="ada@example.com", attributes={}, created_at=at("2026-03-02 10:00"),
-                          updated_at=at("2026-03-02 10:00")))
+            s.add(
+                Contact(
+                    email="ada@example.com",
+                    attributes={},
+                    created_at=at("2026-03-02 10:00"),
+                    updated_at=at("2026-03-02 10:00"),
+                )
+            )
         s.rollback()
     with sessions() as s:
         assert s.scalar(select(Contact)) is None

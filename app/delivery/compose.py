@@ -30,8 +30,14 @@ def _header(value: str) -> str | Header:
 
 
 def compose(
-    rendered: Rendered, *, to: str, mail_from: str, message_db_id: int, unsubscribe_url: str,
-    now: datetime, extra_headers: dict[str, str] | None = None,
+    rendered: Rendered,
+    *,
+    to: str,
+    mail_from: str,
+    message_db_id: int,
+    unsubscribe_url: str,
+    now: datetime,
+    extra_headers: dict[str, str] | None = None,
 ) -> MIMEMultipart:
     msg = MIMEMultipart("alternative")
     msg["From"] = _header(mail_from)
@@ -46,7 +52,8 @@ def compose(
     html = rendered.html
     if rendered.preheader:
         # The preview line inboxes show next to the subject, hidden in the body.
-        hidden = f'<div style="display:none;max-height:0;overflow:hidden">{escape(rendered.preheader)}</div>'
+        style = "display:none;max-height:0;overflow:hidden"
+        hidden = f'<div style="{style}">{escape(rendered.preheader)}</div>'
         html = hidden + html
     msg.attach(MIMEText(rendered.text, "plain", "utf-8"))
     msg.attach(MIMEText(html, "html", "utf-8"))

@@ -22,7 +22,14 @@ from html import unescape
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateError, select_autoescape
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+    select_autoescape,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -92,7 +99,9 @@ class Templates:
         source = path.read_text()
         match = FRONT_MATTER.match(source)
         if not match:
-            raise TemplateProblem(f"template '{name}' must start with a --- block giving its subject")
+            raise TemplateProblem(
+                f"template '{name}' must start with a --- block giving its subject"
+            )
         try:
             meta = YAML(typ="safe").load(match.group(1)) or {}
         except YAMLError as exc:
@@ -106,8 +115,11 @@ class Templates:
             text = self._text_env.from_string(text_path.read_text()) if text_path.exists() else None
             compiled = _Compiled(
                 subject=self._text_env.from_string(str(meta["subject"])),
-                preheader=self._text_env.from_string(str(meta["preheader"])) if meta.get("preheader") else None,
-                html=html, text=text,
+                preheader=self._text_env.from_string(str(meta["preheader"]))
+                if meta.get("preheader")
+                else None,
+                html=html,
+                text=text,
             )
         except TemplateError as exc:
             raise TemplateProblem(f"template '{name}': {exc}") from None
@@ -136,17 +148,28 @@ class Templates:
 
 
 def sample_context() -> dict[str, Any]:
-    contact = {"email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace",
-               "timezone": "Europe/London", "locale": "en", "company": "Analytical Engines"}
+    contact = {
+        "email": "ada@example.com",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "timezone": "Europe/London",
+        "locale": "en",
+        "company": "Analytical Engines",
+    }
     return {
-        "contact": contact, "event": {"type": "sample", "properties": {}},
-        "funnel": {"key": "sample", "name": "Sample funnel"}, "stage": {"key": "sample"},
-        "unsubscribe_url": "https://example.com/u/sample", "preferences_url": "https://example.com/p/sample",
+        "contact": contact,
+        "event": {"type": "sample", "properties": {}},
+        "funnel": {"key": "sample", "name": "Sample funnel"},
+        "stage": {"key": "sample"},
+        "unsubscribe_url": "https://example.com/u/sample",
+        "preferences_url": "https://example.com/p/sample",
     }
 
 
 _HIDDEN = re.compile(r"<(style|script|head|title)\b.*?</\1\s*>|<!--.*?-->", re.S | re.I)
-_LINK = re.compile(r"""<a\b[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))[^>]*>(.*?)</a\s*>""", re.S | re.I)
+_LINK = re.compile(
+    r"""<a\b[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))[^>]*>(.*?)</a\s*>""", re.S | re.I
+)
 _BLOCK = re.compile(r"</?(?:p|div|br|li|h[1-6]|tr|table|ul|ol)\b[^>]*>", re.I)
 _TAG = re.compile(r"<[^>]+>")
 

@@ -6,8 +6,8 @@ about retries (that is `app.engine.retry`).
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
-import socket
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Protocol
@@ -51,7 +51,9 @@ class SmtpTransport:
         except smtplib.SMTPResponseException as exc:
             raise TransportError(_reply(exc), permanent=False, code=exc.smtp_code) from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise TransportError(f"cannot connect to {s.host}:{s.port}: {exc}", permanent=False) from None
+            raise TransportError(
+                f"cannot connect to {s.host}:{s.port}: {exc}", permanent=False
+            ) from None
         self._conn = conn
         return conn
 
@@ -67,10 +69,14 @@ class SmtpTransport:
             ) from None
         except smtplib.SMTPResponseException as exc:
             self._reset()
-            raise TransportError(_reply(exc), permanent=exc.smtp_code >= 500, code=exc.smtp_code) from None
-        except (smtplib.SMTPServerDisconnected, socket.timeout, OSError, smtplib.SMTPException) as exc:
+            raise TransportError(
+                _reply(exc), permanent=exc.smtp_code >= 500, code=exc.smtp_code
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:  # lost connection, time-out, garbled reply
             self._drop()
-            raise TransportError(f"connection lost: {exc or type(exc).__name__}", permanent=False) from None
+            raise TransportError(
+                f"connection lost: {exc or type(exc).__name__}", permanent=False
+            ) from None
 
     def _reset(self) -> None:
         """After a refused message the session may continue, if RSET works."""
@@ -83,18 +89,14 @@ class SmtpTransport:
 
     def _drop(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._conn.close()
-            except OSError:
-                pass
         self._conn = None
 
     def close(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
                 self._conn.quit()
-            except (OSError, smtplib.SMTPException):
-                pass
         self._drop()
 
 

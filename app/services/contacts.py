@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -62,7 +62,13 @@ def get_or_create(session: Session, email: str, now: datetime) -> tuple[Contact,
     contact = session.scalar(select(Contact).where(Contact.email == address))
     if contact is not None:
         return contact, False
-    values = {"email": address, "attributes": {}, "status": "active", "created_at": now, "updated_at": now}
+    values = {
+        "email": address,
+        "attributes": {},
+        "status": "active",
+        "created_at": now,
+        "updated_at": now,
+    }
     created = insert_ignore(session, Contact, values, ["email"])
     if created is not None:
         return created, True
@@ -95,31 +101,59 @@ def render_view(contact: Contact) -> dict[str, Any]:
 
 
 def _ledger(
-    session: Session, contact: Contact, now: datetime, actor: Actor, *,
-    field: str, topic: str | None, before: str | None, after: str | None,
+    session: Session,
+    contact: Contact,
+    now: datetime,
+    actor: Actor,
+    *,
+    field: str,
+    topic: str | None,
+    before: str | None,
+    after: str | None,
 ) -> None:
     session.add(
         ConsentChange(
-            contact_id=contact.id, at=now, source=actor.source, topic=topic, field=field,
-            before=before, after=after, ip=actor.ip, user_agent=(actor.user_agent or "")[:512] or None,
-            actor=actor.actor, message_id=actor.message_id,
+            contact_id=contact.id,
+            at=now,
+            source=actor.source,
+            topic=topic,
+            field=field,
+            before=before,
+            after=after,
+            ip=actor.ip,
+            user_agent=(actor.user_agent or "")[:512] or None,
+            actor=actor.actor,
+            message_id=actor.message_id,
         )
     )
 
 
-def set_status(session: Session, contact: Contact, status: str, now: datetime, actor: Actor) -> bool:
+def set_status(
+    session: Session, contact: Contact, status: str, now: datetime, actor: Actor
+) -> bool:
     """Set the global consent status; True if it changed (a ledger row is written)."""
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
     if contact.status == status:
         return False
-    _ledger(session, contact, now, actor, field="status", topic=None, before=contact.status, after=status)
+    _ledger(
+        session,
+        contact,
+        now,
+        actor,
+        field="status",
+        topic=None,
+        before=contact.status,
+        after=status,
+    )
     contact.status = status
     contact.updated_at = now
     return True
 
 
-def set_topic(session: Session, contact: Contact, topic: str, state: str, now: datetime, actor: Actor) -> bool:
+def set_topic(
+    session: Session, contact: Contact, topic: str, state: str, now: datetime, actor: Actor
+) -> bool:
     """Set one topic's subscription; True if it changed (a ledger row is written)."""
     if state not in TOPIC_STATES:
         raise ValueError(f"unknown topic state {state!r}: use one of {', '.join(TOPIC_STATES)}")
@@ -137,7 +171,9 @@ def set_topic(session: Session, contact: Contact, topic: str, state: str, now: d
     return True
 
 
-def set_frequency(session: Session, contact: Contact, frequency: str | None, now: datetime, actor: Actor) -> bool:
+def set_frequency(
+    session: Session, contact: Contact, frequency: str | None, now: datetime, actor: Actor
+) -> bool:
     """Set the recipient's own cap (GLOBAL_CAPS syntax, e.g. "1/7d"); None clears it."""
     from app.engine.caps import parse_caps
 
@@ -145,7 +181,16 @@ def set_frequency(session: Session, contact: Contact, frequency: str | None, now
         parse_caps(frequency)  # raises ValueError with a plain message
     if contact.frequency == (frequency or None):
         return False
-    _ledger(session, contact, now, actor, field="frequency", topic=None, before=contact.frequency, after=frequency or None)
+    _ledger(
+        session,
+        contact,
+        now,
+        actor,
+        field="frequency",
+        topic=None,
+        before=contact.frequency,
+        after=frequency or None,
+    )
     contact.frequency = frequency or None
     contact.updated_at = now
     return True

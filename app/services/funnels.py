@@ -16,7 +16,9 @@ from app.models import Enrollment, Funnel, FunnelVersion
 
 # Versions are immutable, so their parsed definitions can be cached by id forever,
 # per database: one process may hold several (the simulator, tests).
-_DEFINITIONS: weakref.WeakKeyDictionary[Engine | Connection, dict[int, FunnelDef]] = weakref.WeakKeyDictionary()
+_DEFINITIONS: weakref.WeakKeyDictionary[Engine | Connection, dict[int, FunnelDef]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class DefinitionInvalid(ValueError):
@@ -87,7 +89,11 @@ def validate(source: str, templates: set[str] | None) -> FunnelDef:
 
 
 def save_version(
-    session: Session, source: str, now: datetime, *, templates: set[str] | None,
+    session: Session,
+    source: str,
+    now: datetime,
+    *,
+    templates: set[str] | None,
     created_by: str | None = None,
 ) -> tuple[Funnel, FunnelVersion, bool]:
     """Store `source` as the funnel's next version; (funnel, version, created).
@@ -98,18 +104,27 @@ def save_version(
     definition = validate(source, templates)
     funnel = session.scalar(select(Funnel).where(Funnel.key == definition.key))
     if funnel is None:
-        funnel = Funnel(key=definition.key, name=definition.name, status="draft", created_at=now, updated_at=now)
+        funnel = Funnel(
+            key=definition.key, name=definition.name, status="draft", created_at=now, updated_at=now
+        )
         session.add(funnel)
         session.flush()
     latest = session.scalar(
-        select(FunnelVersion).where(FunnelVersion.funnel_id == funnel.id).order_by(FunnelVersion.number.desc()).limit(1)
+        select(FunnelVersion)
+        .where(FunnelVersion.funnel_id == funnel.id)
+        .order_by(FunnelVersion.number.desc())
+        .limit(1)
     )
     canonical = definition.to_dict()
     if latest is not None and latest.definition == canonical:
         return funnel, latest, False
     version = FunnelVersion(
-        funnel_id=funnel.id, number=(latest.number + 1) if latest else 1, source=source,
-        definition=canonical, created_at=now, created_by=created_by,
+        funnel_id=funnel.id,
+        number=(latest.number + 1) if latest else 1,
+        source=source,
+        definition=canonical,
+        created_at=now,
+        created_by=created_by,
     )
     session.add(version)
     funnel.name = definition.name
@@ -139,7 +154,10 @@ def publish(session: Session, funnel: Funnel, version: FunnelVersion, now: datet
     new = definition_of(session, version)
     lost = stranded(session, funnel, new)
     if lost:
-        parts = [f"{n} contact{'s' if n != 1 else ''} in stage '{key}'" for key, n in sorted(lost.items())]
+        parts = [
+            f"{n} contact{'s' if n != 1 else ''} in stage '{key}'"
+            for key, n in sorted(lost.items())
+        ]
         raise PublishRefused(
             f"publishing would strand {', '.join(parts)}, which this version removes: "
             f"add `moved: {{{next(iter(sorted(lost)))}: <stage>}}` to say where they go"
@@ -151,11 +169,15 @@ def publish(session: Session, funnel: Funnel, version: FunnelVersion, now: datet
     for enrollment in enrollments:
         enrollment.version_id = version.id
         if new.stage(enrollment.stage_key) is None:
-            enter_stage(session, enrollment, new, new.moved[enrollment.stage_key], now, reason="publish")
+            enter_stage(
+                session, enrollment, new, new.moved[enrollment.stage_key], now, reason="publish"
+            )
             moved += 1
         else:
             timeout = new.timeout(enrollment.stage_key)
-            enrollment.timeout_at = enrollment.stage_entered_at + timeout.after if timeout and timeout.after else None
+            enrollment.timeout_at = (
+                enrollment.stage_entered_at + timeout.after if timeout and timeout.after else None
+            )
     funnel.live_version_id = version.id
     funnel.status = "live"
     funnel.updated_at = now
@@ -164,7 +186,9 @@ def publish(session: Session, funnel: Funnel, version: FunnelVersion, now: datet
     return moved
 
 
-def load_file(session: Session, path: Path, now: datetime, templates: set[str] | None) -> tuple[Funnel, FunnelVersion, bool]:
+def load_file(
+    session: Session, path: Path, now: datetime, templates: set[str] | None
+) -> tuple[Funnel, FunnelVersion, bool]:
     """Validate and publish one definition file; (funnel, version, new version made)."""
     funnel, version, created = save_version(session, path.read_text(), now, templates=templates)
     if funnel.live_version_id != version.id:
@@ -180,6 +204,9 @@ def export(session: Session, key: str) -> str | None:
     if funnel.live_version is not None:
         return funnel.live_version.source
     latest = session.scalar(
-        select(FunnelVersion).where(FunnelVersion.funnel_id == funnel.id).order_by(FunnelVersion.number.desc()).limit(1)
+        select(FunnelVersion)
+        .where(FunnelVersion.funnel_id == funnel.id)
+        .order_by(FunnelVersion.number.desc())
+        .limit(1)
     )
     return latest.source if latest else None

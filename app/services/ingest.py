@@ -29,21 +29,34 @@ class Ingested:
 
 
 def ingest_event(
-    session: Session, *, email: str, type: str, properties: Mapping[str, Any] | None,
-    occurred_at: datetime | None, now: datetime, client_id: str | None = None,
-    source: str = "api", funnels: list[LiveFunnel] | None = None,
+    session: Session,
+    *,
+    email: str,
+    type: str,
+    properties: Mapping[str, Any] | None,
+    occurred_at: datetime | None,
+    now: datetime,
+    client_id: str | None = None,
+    source: str = "api",
+    funnels: list[LiveFunnel] | None = None,
 ) -> Ingested:
     """Store one event (idempotent on `client_id` per contact) and apply it."""
     contact, new_contact = contacts_svc.get_or_create(session, email, now)
     # An event reported from the future (a skewed client clock) is taken as now.
     values = {
-        "contact_id": contact.id, "type": type, "properties": dict(properties or {}),
-        "occurred_at": min(occurred_at or now, now), "received_at": now, "client_id": client_id,
+        "contact_id": contact.id,
+        "type": type,
+        "properties": dict(properties or {}),
+        "occurred_at": min(occurred_at or now, now),
+        "received_at": now,
+        "client_id": client_id,
         "source": source,
     }
     event_id = insert_ignore_id(session, Event, values, ["contact_id", "client_id"])
     if event_id is None:  # the same client id was stored before: nothing more happens
-        seen = session.scalar(select(Event).where(Event.contact_id == contact.id, Event.client_id == client_id))
+        seen = session.scalar(
+            select(Event).where(Event.contact_id == contact.id, Event.client_id == client_id)
+        )
         assert seen is not None
         return Ingested(seen, False)
     # The engine only reads the event, so a detached copy of the row will do.
@@ -65,12 +78,17 @@ def ingest_event(
 
 
 def apply_event(
-    session: Session, contact: Contact, event: Event, now: datetime,
+    session: Session,
+    contact: Contact,
+    event: Event,
+    now: datetime,
     funnels: list[LiveFunnel] | None = None,
 ) -> None:
     """Enroll, move and exit `contact` in every live funnel, higher priority first."""
     view = contacts_svc.render_view(contact)
-    enrollments = session.scalars(select(Enrollment).where(Enrollment.contact_id == contact.id)).all()
+    enrollments = session.scalars(
+        select(Enrollment).where(Enrollment.contact_id == contact.id)
+    ).all()
     active = {e.funnel_id: e for e in enrollments if e.status == "active"}
     seen = {e.funnel_id for e in enrollments}
     entering: list[tuple[Enrollment, FunnelDef]] = []
@@ -87,7 +105,9 @@ def apply_event(
 
 
 def _enter(
-    session: Session, entering: list[tuple[Enrollment, FunnelDef]], at: datetime,
+    session: Session,
+    entering: list[tuple[Enrollment, FunnelDef]],
+    at: datetime,
     event: Event | None,
 ) -> None:
     if entering:
@@ -105,14 +125,24 @@ def _new_enrollment(
     funnel = live.definition
     first = funnel.first_stage.key
     return Enrollment(
-        contact_id=contact.id, funnel_id=live.funnel_id, version_id=live.version_id, status="active",
-        stage_key=first, stage_entered_at=at, visit=1, enrolled_at=at, stage_event_id=event_id,
+        contact_id=contact.id,
+        funnel_id=live.funnel_id,
+        version_id=live.version_id,
+        status="active",
+        stage_key=first,
+        stage_entered_at=at,
+        visit=1,
+        enrolled_at=at,
+        stage_event_id=event_id,
         timeout_at=machine.timeout_at(funnel, first, at),
     )
 
 
 def apply_segment(
-    session: Session, contact: Contact, segment: str, at: datetime,
+    session: Session,
+    contact: Contact,
+    segment: str,
+    at: datetime,
     funnels: list[LiveFunnel] | None = None,
 ) -> None:
     """What joining `segment` at `at` does in every live funnel, by the same rules as an
@@ -149,7 +179,9 @@ def _advance_on_segment(
         enter_stage(session, enrollment, funnel, step.to, at, reason="segment")
 
 
-def _advance(session: Session, enrollment: Enrollment, event: Event, view: Mapping[str, Any], now: datetime) -> None:
+def _advance(
+    session: Session, enrollment: Enrollment, event: Event, view: Mapping[str, Any], now: datetime
+) -> None:
     """Apply an event to an active enrollment.
 
     Exit goals count for any event since enrollment (a late conversion still
@@ -161,14 +193,28 @@ def _advance(session: Session, enrollment: Enrollment, event: Event, view: Mappi
     funnel = version_definition(session, enrollment.version_id)
     step = machine.on_event(funnel, enrollment.stage_key, event.type, event.properties, view)
     if isinstance(step, machine.ExitGoal):
-        exit_enrollment(session, enrollment, step.label, max(event.occurred_at, enrollment.stage_entered_at), event=event)
+        exit_enrollment(
+            session,
+            enrollment,
+            step.label,
+            max(event.occurred_at, enrollment.stage_entered_at),
+            event=event,
+        )
     elif isinstance(step, machine.Move) and event.occurred_at >= enrollment.stage_entered_at:
-        enter_stage(session, enrollment, funnel, step.to, event.occurred_at, reason="event", event=event)
+        enter_stage(
+            session, enrollment, funnel, step.to, event.occurred_at, reason="event", event=event
+        )
 
 
 def enter_stage(
-    session: Session, enrollment: Enrollment, funnel: FunnelDef, stage_key: str, at: datetime,
-    *, reason: str, event: Event | None = None,
+    session: Session,
+    enrollment: Enrollment,
+    funnel: FunnelDef,
+    stage_key: str,
+    at: datetime,
+    *,
+    reason: str,
+    event: Event | None = None,
 ) -> None:
     """Rule 1: leave the current stage (cancelling its unsent email), enter `stage_key`
     at `at`, and schedule its emails relative to `at`."""
@@ -184,25 +230,44 @@ def enter_stage(
 
 
 def _arrive(
-    session: Session, enrollment: Enrollment, funnel: FunnelDef, previous: str | None, at: datetime,
-    reason: str, event: Event | None,
+    session: Session,
+    enrollment: Enrollment,
+    funnel: FunnelDef,
+    previous: str | None,
+    at: datetime,
+    reason: str,
+    event: Event | None,
 ) -> None:
     """Record the move and schedule the stage's emails for this visit."""
     stage_key = enrollment.stage_key
     session.add(_move(enrollment, at, previous, stage_key, reason, event))
     session.add_all(
         Message(
-            enrollment_id=enrollment.id, contact_id=enrollment.contact_id, funnel_id=enrollment.funnel_id,
-            version_id=enrollment.version_id, stage_key=stage_key, visit=enrollment.visit, step=step,
-            template=template, priority=funnel.priority, event_id=enrollment.stage_event_id,
-            status="scheduled", due_at=due, created_at=at,
+            enrollment_id=enrollment.id,
+            contact_id=enrollment.contact_id,
+            funnel_id=enrollment.funnel_id,
+            version_id=enrollment.version_id,
+            stage_key=stage_key,
+            visit=enrollment.visit,
+            step=step,
+            template=template,
+            priority=funnel.priority,
+            event_id=enrollment.stage_event_id,
+            status="scheduled",
+            due_at=due,
+            created_at=at,
         )
         for step, template, due in machine.schedule(funnel, stage_key, at)
     )
 
 
 def exit_enrollment(
-    session: Session, enrollment: Enrollment, label: str, at: datetime, *, event: Event | None = None
+    session: Session,
+    enrollment: Enrollment,
+    label: str,
+    at: datetime,
+    *,
+    event: Event | None = None,
 ) -> None:
     """End an enrollment with `label`; nothing more of this funnel is sent."""
     _cancel_unsent(session, enrollment, f"exited the funnel ({label})")
@@ -224,13 +289,25 @@ def _cancel_unsent(session: Session, enrollment: Enrollment, why: str) -> None:
 
 
 def _move(
-    enrollment: Enrollment, at: datetime, from_stage: str | None, to_stage: str | None, reason: str,
-    event: Event | None, label: str | None = None,
+    enrollment: Enrollment,
+    at: datetime,
+    from_stage: str | None,
+    to_stage: str | None,
+    reason: str,
+    event: Event | None,
+    label: str | None = None,
 ) -> StageMove:
     return StageMove(
-        enrollment_id=enrollment.id, contact_id=enrollment.contact_id, funnel_id=enrollment.funnel_id,
-        version_id=enrollment.version_id, at=at, from_stage=from_stage, to_stage=to_stage,
-        reason=reason, label=label, event_id=event.id if event else None,
+        enrollment_id=enrollment.id,
+        contact_id=enrollment.contact_id,
+        funnel_id=enrollment.funnel_id,
+        version_id=enrollment.version_id,
+        at=at,
+        from_stage=from_stage,
+        to_stage=to_stage,
+        reason=reason,
+        label=label,
+        event_id=event.id if event else None,
     )
 
 

@@ -36,14 +36,23 @@ def register_blueprints(app: Flask) -> None:
         """Web health (the database answers) plus each worker's last tick, so operators
         see live workers without a shell."""
         try:
-            beats = database.session().scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.worker_id)).all()
+            beats = (
+                database.session()
+                .scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.worker_id))
+                .all()
+            )
         except Exception as exc:  # any database failure means unhealthy
             return jsonify(status="error", database=str(exc)), 503
         workers = [
-            {"id": b.worker_id, "host": b.hostname, "pid": b.pid, "started_at": b.started_at.isoformat(),
-             "last_tick_at": b.last_tick_at.isoformat() if b.last_tick_at else None,
-             "last_tick_ms": b.last_tick_ms, "last_report": b.last_report}
+            {
+                "id": b.worker_id,
+                "host": b.hostname,
+                "pid": b.pid,
+                "started_at": b.started_at.isoformat(),
+                "last_tick_at": b.last_tick_at.isoformat() if b.last_tick_at else None,
+                "last_tick_ms": b.last_tick_ms,
+                "last_report": b.last_report,
+            }
             for b in beats
         ]
         return jsonify(status="ok", database="ok", workers=workers), 200
-

@@ -623,8 +623,12 @@ def test_it_refuses_names_and_keys_that_do_not_fit_the_database():
 
     text = "key: k\nname: %s\ntopic: t\nentry: {on: e}\nexit: {on: x}\nstages: [{key: %s}]\n"
     long_name = check(text % ("n" * 201, "s")).problems
-    assert [(p.line, p.field, p.message) for p in long_name] == [(2, "name", "is 201 characters long; at most 200 fit")]
+    assert [(p.line, p.field, p.message) for p in long_name] == [
+        (2, "name", "is 201 characters long; at most 200 fit")
+    ]
     long_key = check(text % ("n", "s" * 65)).problems
     assert [(p.line, p.field) for p in long_key] == [(6, "stages[0].key")]
     nul = check(text.replace("name: %s", 'name: "a\\0b"') % ("s",)).problems
-    assert [(p.line, p.field) for p in nul] == [(2, "name")] and "control character" in nul[0].message
+    assert [(p.line, p.field) for p in nul] == [(2, "name")] and "control character" in nul[
+        0
+    ].message

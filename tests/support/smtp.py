@@ -20,9 +20,9 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from functools import cached_property
 from typing import Literal, cast
 
 from aiosmtpd.controller import Controller

@@ -25,7 +25,10 @@ class WorkerPool:
         log = (self.control / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", "tests.support.worker_proc", str(self.control), name],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
     def __enter__(self) -> WorkerPool:
@@ -53,7 +56,9 @@ class WorkerPool:
                 if proc.poll() is not None:
                     raise RuntimeError(f"worker {name} exited {proc.returncode}: {self.log(name)}")
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"worker {name} did not tick at {self.clock}: {self.log(name)}")
+                    raise TimeoutError(
+                        f"worker {name} did not tick at {self.clock}: {self.log(name)}"
+                    )
                 time.sleep(0.005)
 
     def kill(self, name: str) -> None:

@@ -24,7 +24,6 @@ from app.services import funnels as funnels_svc
 from app.web.api import bp
 from app.web.api.errors import ApiError
 from app.web.api.schemas import (
-    StatsQuery,
     PATTERN_WORDS,
     SLUG,
     FunnelList,
@@ -34,6 +33,7 @@ from app.web.api.schemas import (
     PublishIn,
     PublishOut,
     SavedOut,
+    StatsQuery,
     ValidateOut,
     VersionOut,
 )
@@ -203,10 +203,16 @@ def stats(key: str) -> Response:
     start = query.from_ or end - timedelta(days=30)
     if start >= end:
         raise ApiError(422, "invalid", "`from` must be before `to`", "from")
-    if (end - start) / (timedelta(days=7) if query.interval == "week" else timedelta(days=1)) > 1000:
-        raise ApiError(422, "invalid", "at most 1,000 intervals: narrow the range or use interval=week", "from")
+    if (end - start) / (
+        timedelta(days=7) if query.interval == "week" else timedelta(days=1)
+    ) > 1000:
+        raise ApiError(
+            422, "invalid", "at most 1,000 intervals: narrow the range or use interval=week", "from"
+        )
     out = funnel_stats(session, funnel)
-    over_time = analytics.funnel_stats(session, funnel.key, start=start, end=end, interval=query.interval)
+    over_time = analytics.funnel_stats(
+        session, funnel.key, start=start, end=end, interval=query.interval
+    )
     return respond(out.model_copy(update={"over_time": over_time.as_dict()}))
 
 

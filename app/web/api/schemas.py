@@ -383,8 +383,14 @@ class StageCount(Out):
 class StatsQuery(Strict):
     # `from` is a Python keyword, hence the alias; not strict: a query string is text.
     model_config = ConfigDict(strict=False, extra="forbid", populate_by_name=True)
-    from_: AwareDatetime | None = Field(default=None, alias="from", description="Start (ISO 8601 with offset); default: 30 days before `to`.")
-    to: AwareDatetime | None = Field(default=None, description="End (ISO 8601 with offset); default: now.")
+    from_: AwareDatetime | None = Field(
+        default=None,
+        alias="from",
+        description="Start (ISO 8601 with offset); default: 30 days before `to`.",
+    )
+    to: AwareDatetime | None = Field(
+        default=None, description="End (ISO 8601 with offset); default: now."
+    )
     interval: Literal["day", "week"] = "day"
 
 
@@ -402,7 +408,8 @@ class StatsOut(Out):
     over_time: dict[str, Any] | None = Field(
         default=None,
         description=(
-            "Between `from` and `to`, per `interval`: `buckets`, `series` (entered, converted, exited, "
+            "Between `from` and `to`, per `interval`: `buckets`, `series` (entered, converted, "
+            "exited, "
             "sent, deferred, suppressed, failed, opens, clicks, unsubscribes), `stages` (current, "
             "entered, moved_to per next stage), `exits`, `time_to_convert_hours`, `totals`."
         ),
