@@ -34,7 +34,7 @@ from app.models import Contact, Enrollment, Message, Subscription  # noqa: E402
 from app.services.funnels import load_file  # noqa: E402
 from tests.support.pg import drop_database, fresh_database, pg_url  # noqa: E402
 from tests.support.smtp import SmtpSink  # noqa: E402
-from tests.support.workers import WorkerPool  # noqa: E402
+from tests.support.workers import WorkerPool, worker_env  # noqa: E402
 
 NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
 
@@ -111,19 +111,7 @@ def populate(url: str, n: int) -> None:
 
 
 def env_for(url: str, sink: SmtpSink) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "DATABASE_"))}
-    env.update(
-        DATABASE_URL=url,
-        SMTP_HOST=sink.host,
-        SMTP_PORT=str(sink.port),
-        GLOBAL_CAPS="",
-        SECRET_KEY="bench",
-        PUBLIC_URL="http://bench.example.com",
-        MAIL_FROM="Bench <b@bench.example.com>",
-        WORKER_BATCH="100",
-        LOG_LEVEL="WARNING",
-    )
-    return env
+    return worker_env(url, sink, WORKER_BATCH="100", LOG_LEVEL="WARNING")
 
 
 def run_workers(server: str, n: int, workers: int) -> float:

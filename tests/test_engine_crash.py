@@ -11,27 +11,16 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-from tests.conftest import TEMPLATES, at
+from tests.conftest import at
 from tests.helpers import ROOT, event, messages, publish, run, subscribe
+from tests.support.workers import worker_env
 
 FUNNEL = ROOT / "funnels" / "b2b-nurture.yaml"
 READERS = [f"reader{i}@example.com" for i in range(3)]
 
 
-def worker_env(db_url: str, sink) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "DATABASE_"))}
-    env.update(
-        DATABASE_URL=db_url,
-        SMTP_HOST=sink.host,
-        SMTP_PORT=str(sink.port),
-        TEMPLATES_DIR=str(TEMPLATES),
-        GLOBAL_CAPS="",
-        SECRET_KEY="test-secret-key-not-for-production",
-        PUBLIC_URL="http://nurture.test",
-        MAIL_FROM="Nurture <hello@nurture.test>",
-        SMTP_TIMEOUT="60",
-    )
-    return env
+def crash_env(db_url: str, sink) -> dict[str, str]:
+    return worker_env(db_url, sink, SMTP_TIMEOUT="60")
 
 
 def test_it_never_resends_after_the_worker_is_killed_mid_send(
@@ -48,7 +37,7 @@ def test_it_never_resends_after_the_worker_is_killed_mid_send(
     worker = subprocess.Popen(
         [str(flask), "worker", "--once", "--now", start.isoformat()],
         cwd=ROOT,
-        env=worker_env(db_url, smtp_sink),
+        env=crash_env(db_url, smtp_sink),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

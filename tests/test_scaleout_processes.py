@@ -3,7 +3,6 @@ SIGTERM, visible in /healthz while they run."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,28 +10,16 @@ import time
 from pathlib import Path
 
 from app.clock import utcnow
-from tests.conftest import TEMPLATES, make_test_app
+from tests.conftest import make_test_app
 from tests.helpers import ROOT, event, messages, publish, subscribe
+from tests.support.workers import worker_env
 from tests.test_engine_caps import WELCOME
 
 FLASK = str(Path(sys.executable).parent / "flask")
 
 
-def env_for(db_url: str, sink=None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "DATABASE_"))}
-    env.update(
-        DATABASE_URL=db_url,
-        TEMPLATES_DIR=str(TEMPLATES),
-        GLOBAL_CAPS="",
-        SECRET_KEY="t",
-        PUBLIC_URL="http://nurture.test",
-        MAIL_FROM="Nurture <hello@nurture.test>",
-        WORKER_INTERVAL="1",
-        **extra,
-    )
-    if sink is not None:
-        env.update(SMTP_HOST=sink.host, SMTP_PORT=str(sink.port))
-    return env
+def env_for(db_url: str, sink=None) -> dict[str, str]:
+    return worker_env(db_url, sink, WORKER_INTERVAL="1")
 
 
 def wait_until(predicate, timeout: float = 30.0) -> None:

@@ -5,7 +5,6 @@ every due email sent or accounted for."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter, defaultdict
 from datetime import timedelta
@@ -18,9 +17,9 @@ from app.db import make_engine, make_session_factory
 from app.models import Contact, Message, Subscription
 from app.services.funnels import live_funnels
 from app.services.ingest import ingest_event
-from tests.conftest import TEMPLATES, at
+from tests.conftest import at
 from tests.helpers import publish
-from tests.support.workers import WorkerPool
+from tests.support.workers import WorkerPool, worker_env
 
 # Two competing funnels: on sign-up both want to mail at once, the global caps
 # (1/1d, 3/7d) let one through and defer the other. Three emails per contact keep
@@ -98,22 +97,15 @@ def populate(sessions) -> None:
                 )
 
 
-def worker_env(db_url: str, sink) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "DATABASE_"))}
-    env.update(
-        DATABASE_URL=db_url,
-        SMTP_HOST=sink.host,
-        SMTP_PORT=str(sink.port),
-        TEMPLATES_DIR=str(TEMPLATES),
+def torture_env(db_url: str, sink) -> dict[str, str]:
+    return worker_env(
+        db_url,
+        sink,
         GLOBAL_CAPS="1/1d,3/7d",
-        SECRET_KEY="torture",
-        PUBLIC_URL="http://nurture.test",
-        MAIL_FROM="Nurture <hello@nurture.test>",
         WORKER_BATCH="100",
         SENDING_LEASE="10m",
         LOG_LEVEL="WARNING",
     )
-    return env
 
 
 def assert_caps_held(sink) -> None:
@@ -134,7 +126,7 @@ def test_it_survives_four_workers_and_a_kill(pg_only_url, smtp_sink, tmp_path):
     sessions = make_session_factory(engine)
     populate(sessions)
 
-    with WorkerPool(tmp_path, worker_env(pg_only_url, smtp_sink), 4) as pool:
+    with WorkerPool(tmp_path, torture_env(pg_only_url, smtp_sink), 4) as pool:
         now, killed = START, False
         while now <= END:
             pool.advance(now)

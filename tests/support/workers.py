@@ -77,3 +77,21 @@ class WorkerPool:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def worker_env(db_url: str, sink: object | None = None, **overrides: str) -> dict[str, str]:
+    """The environment of a worker process for tests: this process's, with the
+    database, the SMTP sink and test settings swapped in (`overrides` win)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "DATABASE_"))}
+    env.update(
+        DATABASE_URL=db_url,
+        TEMPLATES_DIR=str(ROOT / "templates" / "email"),
+        GLOBAL_CAPS="",
+        SECRET_KEY="test-secret-key-not-for-production",
+        PUBLIC_URL="http://nurture.test",
+        MAIL_FROM="Nurture <hello@nurture.test>",
+    )
+    if sink is not None:
+        env.update(SMTP_HOST=sink.host, SMTP_PORT=str(sink.port))  # type: ignore[attr-defined]
+    env.update(overrides)
+    return env
