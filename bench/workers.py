@@ -14,7 +14,6 @@ or run it through `make bench`.
 from __future__ import annotations
 
 import argparse
-import os
 import smtplib
 import sys
 import tempfile
