@@ -117,3 +117,16 @@ def test_it_reports_problems_instead_of_simulating_a_broken_funnel(runner, tmp_p
     result = runner.invoke(args=["funnels", "simulate", str(bad), "--contacts", "5", "--days", "2"])
     assert result.exit_code == 1
     assert f"{bad}:" in result.output and "quiz-invitation" in result.output
+
+
+def test_it_refuses_a_funnel_on_a_segment_that_does_not_exist(runner, tmp_path: Path):
+    funnel = tmp_path / "f.yaml"
+    funnel.write_text(
+        "key: win-back\nname: Win back\ntopic: nurture\n"
+        "entry: {segment: lapsed-buyers}\n"
+        "exit: {on: purchase_completed, as: converted}\n"
+        "stages: [{key: only, emails: [{template: dormant-nudge, after: 0m}]}]\n"
+    )
+    result = runner.invoke(args=["funnels", "load", str(funnel)])
+    assert result.exit_code == 1
+    assert f"{funnel}:4: segment: there is no segment 'lapsed-buyers'" in result.output

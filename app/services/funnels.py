@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import weakref
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,6 +89,36 @@ def validate(source: str, templates: set[str] | None) -> FunnelDef:
     return result.funnel
 
 
+def check_segments(session: Session, definition: FunnelDef, source: str) -> None:
+    """DefinitionInvalid if the funnel starts, moves or exits on a segment that does not
+    exist (the pure validator cannot know which segments the database holds)."""
+    from app.models import Segment
+
+    wanted = definition.segments()
+    if not wanted:
+        return
+    known = set(session.scalars(select(Segment.key).where(Segment.key.in_(wanted))))
+    missing = sorted(wanted - known)
+    if missing:
+        raise DefinitionInvalid(tuple(_missing_segment(source, key) for key in missing))
+
+
+def _missing_segment(source: str, key: str) -> Problem:
+    line = next(
+        (
+            n
+            for n, text in enumerate(source.splitlines(), 1)
+            if re.search(rf"segment:\s*{re.escape(key)}\b", text)
+        ),
+        None,
+    )
+    return Problem(
+        line,
+        "segment",
+        f"there is no segment '{key}': load it first (flask segments load segments/{key}.yaml)",
+    )
+
+
 def save_version(
     session: Session,
     source: str,
@@ -102,6 +133,7 @@ def save_version(
     loading the same file twice makes no new version.
     """
     definition = validate(source, templates)
+    check_segments(session, definition, source)
     funnel = session.scalar(select(Funnel).where(Funnel.key == definition.key))
     if funnel is None:
         funnel = Funnel(
