@@ -87,9 +87,15 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app/engine
 
+# Benchmarks that need PostgreSQL (bench/workers.py) get the same throwaway cluster
+# as the tests, stopped afterwards.
 bench: venv
-	@shopt -s nullglob; files=(bench/*.py); \
-	if [[ $${#files[@]} -eq 0 ]]; then echo "bench: no bench/*.py"; exit 0; fi; \
+	bash scripts/system-deps.sh
+	@if [[ -z "$${TEST_PG_URL:-}" ]]; then \
+	  trap 'bash scripts/pg.sh stop' EXIT; \
+	  bash scripts/pg.sh start && export TEST_PG_URL="$$(bash scripts/pg.sh url)"; \
+	fi; \
+	shopt -s nullglob; files=(bench/*.py); \
 	for f in "$${files[@]}"; do echo "== $$f"; $(BIN)/python "$$f"; done
 
 clean:
