@@ -96,7 +96,10 @@ bench: venv
 	  bash scripts/pg.sh start && export TEST_PG_URL="$$(bash scripts/pg.sh url)"; \
 	fi; \
 	shopt -s nullglob; files=(bench/*.py); \
-	for f in "$${files[@]}"; do echo "== $$f"; $(BIN)/python "$$f"; done
+	for f in "$${files[@]}"; do \
+	  [[ $$(basename "$$f") == _* ]] && continue; \
+	  echo "== $$f"; $(BIN)/python "$$f"; \
+	done
 
 clean:
 	-bash scripts/pg.sh stop

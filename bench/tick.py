@@ -22,16 +22,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import insert, update  # noqa: E402
+from sqlalchemy import update  # noqa: E402
 
 from app.db import make_engine, make_session_factory  # noqa: E402
 from app.delivery.render import Templates  # noqa: E402
 from app.delivery.transport import MemoryTransport  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
-from app.models import Contact, Enrollment, Message, MessageAttempt, Subscription  # noqa: E402
-from app.services.funnels import load_file  # noqa: E402
+from app.models import Message, MessageAttempt  # noqa: E402
 from app.settings import EngineSettings  # noqa: E402
 from app.worker import tick  # noqa: E402
+from bench._population import enrolled, publish_example  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)  # a Tuesday, inside the send window
@@ -41,77 +41,11 @@ CHUNK = 20_000
 def build(url: str, population: int, due: int) -> None:
     upgrade(url)
     engine = make_engine(url)
-    sessions = make_session_factory(engine)
-    with sessions.begin() as s:
-        _, version, _ = load_file(
-            s, ROOT / "funnels" / "b2b-nurture.yaml", NOW - timedelta(days=30), None
-        )
-        funnel_id, version_id = version.funnel_id, version.id
-    with engine.begin() as conn:
-        for lo in range(0, population, CHUNK):
-            ids = range(lo + 1, min(population, lo + CHUNK) + 1)
-            conn.execute(
-                insert(Contact),
-                [
-                    {
-                        "id": i,
-                        "email": f"c{i}@bench.example.com",
-                        "attributes": {"first_name": f"C{i}"},
-                        "timezone": "Europe/London",
-                        "status": "active",
-                        "created_at": NOW,
-                        "updated_at": NOW,
-                    }
-                    for i in ids
-                ],
-            )
-            conn.execute(
-                insert(Subscription),
-                [
-                    {"contact_id": i, "topic": "nurture", "status": "subscribed", "updated_at": NOW}
-                    for i in ids
-                ],
-            )
-            conn.execute(
-                insert(Enrollment),
-                [
-                    {
-                        "id": i,
-                        "contact_id": i,
-                        "funnel_id": funnel_id,
-                        "version_id": version_id,
-                        "status": "active",
-                        "stage_key": "read_ebook",
-                        "stage_entered_at": NOW - timedelta(days=1),
-                        "visit": 1,
-                        "timeout_at": NOW + timedelta(days=13),
-                        "enrolled_at": NOW - timedelta(days=1),
-                    }
-                    for i in ids
-                ],
-            )
-            conn.execute(
-                insert(Message),
-                [
-                    {
-                        "enrollment_id": i,
-                        "contact_id": i,
-                        "funnel_id": funnel_id,
-                        "version_id": version_id,
-                        "stage_key": "read_ebook",
-                        "visit": 1,
-                        "step": 1,
-                        "template": "video1-invite",
-                        "priority": 10,
-                        "status": "scheduled",
-                        "attempts": 0,
-                        "created_at": NOW,
-                        # The first DUE contacts are due now; everyone else later.
-                        "due_at": NOW if i <= due else NOW + timedelta(days=1 + i % 5),
-                    }
-                    for i in ids
-                ],
-            )
+    funnel = publish_example(engine, NOW - timedelta(days=30))
+    # The first `due` contacts are due now; everyone else later.
+    enrolled(engine, population, funnel, NOW, template="video1-invite", step=1,
+             timeout_at=NOW + timedelta(days=13),
+             due_at=lambda i: NOW if i <= due else NOW + timedelta(days=1 + i % 5))  # fmt: skip
     engine.dispose()
 
 

@@ -25,12 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, insert, select  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
-from app.db import make_engine, make_session_factory  # noqa: E402
+from app.db import make_engine  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
-from app.models import Contact, Enrollment, Message, Subscription  # noqa: E402
-from app.services.funnels import load_file  # noqa: E402
+from app.models import Message  # noqa: E402
+from bench._population import enrolled, publish_example  # noqa: E402
 from tests.support.pg import drop_database, fresh_database, pg_url  # noqa: E402
 from tests.support.smtp import SmtpSink  # noqa: E402
 from tests.support.workers import WorkerPool, worker_env  # noqa: E402
@@ -40,72 +40,8 @@ NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
 
 def populate(url: str, n: int) -> None:
     engine = make_engine(url)
-    with make_session_factory(engine).begin() as s:
-        _, version, _ = load_file(
-            s, ROOT / "funnels" / "b2b-nurture.yaml", NOW - timedelta(days=3), None
-        )
-        fid, vid = version.funnel_id, version.id
-    ids = range(1, n + 1)
-    with engine.begin() as conn:
-        conn.execute(
-            insert(Contact),
-            [
-                {
-                    "id": i,
-                    "email": f"c{i}@bench.example.com",
-                    "attributes": {"first_name": "Bo"},
-                    "status": "active",
-                    "created_at": NOW,
-                    "updated_at": NOW,
-                }
-                for i in ids
-            ],
-        )
-        conn.execute(
-            insert(Subscription),
-            [
-                {"contact_id": i, "topic": "nurture", "status": "subscribed", "updated_at": NOW}
-                for i in ids
-            ],
-        )
-        conn.execute(
-            insert(Enrollment),
-            [
-                {
-                    "id": i,
-                    "contact_id": i,
-                    "funnel_id": fid,
-                    "version_id": vid,
-                    "status": "active",
-                    "stage_key": "read_ebook",
-                    "visit": 1,
-                    "stage_entered_at": NOW,
-                    "enrolled_at": NOW,
-                }
-                for i in ids
-            ],
-        )
-        conn.execute(
-            insert(Message),
-            [
-                {
-                    "enrollment_id": i,
-                    "contact_id": i,
-                    "funnel_id": fid,
-                    "version_id": vid,
-                    "stage_key": "read_ebook",
-                    "visit": 1,
-                    "step": 0,
-                    "template": "ebook-welcome",
-                    "priority": 10,
-                    "status": "scheduled",
-                    "attempts": 0,
-                    "due_at": NOW,
-                    "created_at": NOW,
-                }
-                for i in ids
-            ],
-        )
+    funnel = publish_example(engine, NOW - timedelta(days=3))
+    enrolled(engine, n, funnel, NOW, template="ebook-welcome", step=0, due_at=lambda _: NOW)
     engine.dispose()
 
 
