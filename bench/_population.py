@@ -60,7 +60,7 @@ def enrolled(
             conn.execute(insert(Message), [
                 {"enrollment_id": i, "contact_id": i, "funnel_id": funnel_id,
                  "version_id": version_id, "stage_key": "read_ebook", "visit": 1, "step": step,
-                 "template": template, "priority": 10, "status": "scheduled", "attempts": 0, "created_at": now,
-                 "due_at": due_at(i)}
+                 "template": template, "priority": 10, "status": "scheduled", "attempts": 0,
+                 "created_at": now, "due_at": due_at(i)}
                 for i in ids
             ])  # fmt: skip
