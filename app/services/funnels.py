@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import re
-import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.engine.definition import Problem, validate_text
 from app.engine.model import FunnelDef
 from app.models import Enrollment, Funnel, FunnelVersion
+from app.services.cache import PerDatabase
 
 # Versions are immutable, so their parsed definitions can be cached by id forever,
 # per database: one process may hold several (the simulator, tests).
-_DEFINITIONS: weakref.WeakKeyDictionary[Engine | Connection, dict[int, FunnelDef]] = (
-    weakref.WeakKeyDictionary()
-)
+_DEFINITIONS: PerDatabase[int, FunnelDef] = PerDatabase()
 
 
 class DefinitionInvalid(ValueError):
@@ -41,15 +39,8 @@ class LiveFunnel:
     definition: FunnelDef
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_uncommitted(_session: Session) -> None:
-    """A rolled-back version may have been cached, and SQLite hands its id to the next
-    insert: forget everything (rollbacks are rare; the cache refills on demand)."""
-    _DEFINITIONS.clear()
-
-
 def _cache(session: Session) -> dict[int, FunnelDef]:
-    return _DEFINITIONS.setdefault(session.get_bind(), {})
+    return _DEFINITIONS.of(session)
 
 
 def definition_of(session: Session, version: FunnelVersion) -> FunnelDef:

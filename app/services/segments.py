@@ -8,7 +8,6 @@ Membership itself (evaluation, joins and leaves, the tick's refresh) lives in
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,12 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
-    Engine,
     Select,
     String,
     case,
-    event,
     func,
     literal,
     or_,
@@ -46,6 +42,7 @@ from app.models import (
     SegmentMember,
     SegmentVersion,
 )
+from app.services.cache import PerDatabase
 from app.services.funnels import definition_of
 
 # Attribute kinds are judged on the newest contacts: enough to know what a field
@@ -55,20 +52,9 @@ PUBLISH = "publish"
 
 # Versions are immutable: parsed definitions are cached by version id, per database
 # (as funnel definitions are).
-_DEFINITIONS: weakref.WeakKeyDictionary[Engine | Connection, dict[int, SegmentDef]] = (
-    weakref.WeakKeyDictionary()
-)
+_DEFINITIONS: PerDatabase[int, SegmentDef] = PerDatabase()
 LiveKey = tuple[tuple[int, int], ...]  # (segment id, live version id) of every live segment
-_LIVE: weakref.WeakKeyDictionary[Engine | Connection, dict[LiveKey, LiveSet]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_uncommitted(_session: Session) -> None:
-    """SQLite may hand a rolled-back version's id to the next insert: forget them all."""
-    _DEFINITIONS.clear()
-    _LIVE.clear()
+_LIVE: PerDatabase[LiveKey, LiveSet] = PerDatabase()
 
 
 class SegmentInvalid(ValueError):
@@ -99,7 +85,7 @@ class LiveSet:
 
 
 def _cache(session: Session) -> dict[int, SegmentDef]:
-    return _DEFINITIONS.setdefault(session.get_bind(), {})
+    return _DEFINITIONS.of(session)
 
 
 def definition_of_version(session: Session, version: SegmentVersion) -> SegmentDef:
@@ -119,7 +105,7 @@ def live_segments(session: Session) -> LiveSet:
     query = select(Segment.id, Segment.live_version_id).where(Segment.live_version_id.is_not(None))
     query = query.order_by(Segment.id)
     live = tuple((sid, vid) for sid, vid in session.execute(query) if vid is not None)
-    cache = _LIVE.setdefault(session.get_bind(), {})
+    cache = _LIVE.of(session)
     found = cache.get(live)
     if found is None:
         found = cache[live] = _live_set(session, live)
