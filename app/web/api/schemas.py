@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import available_timezones
 
 from pydantic import (
@@ -33,17 +33,6 @@ MAX_BATCH = 1000
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 LOCALE = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
 # The message status words: the contract's six plus the engine's own three.
-STATUSES = (
-    "scheduled",
-    "deferred",
-    "sent",
-    "failed",
-    "suppressed",
-    "cancelled",
-    "sending",
-    "skipped",
-    "unknown",
-)
 MessageStatus = Literal[
     "scheduled",
     "deferred",
@@ -55,6 +44,7 @@ MessageStatus = Literal[
     "skipped",
     "unknown",
 ]
+STATUSES: tuple[str, ...] = get_args(MessageStatus)
 # Plain words for a pattern mismatch, by pattern (errors.describe reads this).
 PATTERN_WORDS = {
     SLUG: "can only use lowercase letters, digits, dashes and underscores, like ebook_downloaded",
