@@ -183,7 +183,7 @@ class FastRun:
         """Simulate contacts `first` to `stop - 1`; the totals so far."""
         for index in range(first, stop):
             self.contact(index)
-        self.summary.contacts = max(self.summary.contacts, stop)
+        self.summary.contacts += stop - first
         return self.summary
 
     def contact(self, index: int) -> None:

@@ -81,20 +81,6 @@ class Summary:
         )
         return "\n".join(lines)
 
-    def merge(self, other: Summary) -> None:
-        """Add the counts of `other` (a run over other contacts) to this one."""
-        for mine, theirs in (
-            (self.entered, other.entered),
-            (self.now_in, other.now_in),
-            (self.sent, other.sent),
-            (self.statuses, other.statuses),
-            (self.exits, other.exits),
-        ):
-            mine.update(theirs)
-        self.caps_hit += other.caps_hit
-        self.window_waits += other.window_waits
-        self.enrolled += other.enrolled
-
     def in_stage_order(self, funnel: FunnelDef) -> None:
         """Order `entered` as the funnel lists its stages, whatever order they came in."""
         keys = [s.key for s in funnel.stages if s.key in self.entered]
