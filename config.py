@@ -100,6 +100,7 @@ def load(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SMTP_PASSWORD": env.get("SMTP_PASSWORD") or None,
         "SMTP_STARTTLS": _bool(env, "SMTP_STARTTLS", False),
         "SMTP_TIMEOUT": _int(env, "SMTP_TIMEOUT", 30, 1),
+        "SMTP_CONNECTIONS": _int(env, "SMTP_CONNECTIONS", 4, 1),
         "GLOBAL_CAPS": global_caps,
         "TEMPLATES_DIR": env.get("TEMPLATES_DIR") or str(ROOT / "templates" / "email"),
         "FUNNELS_DIR": env.get("FUNNELS_DIR") or str(ROOT / "funnels"),

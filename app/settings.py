@@ -49,5 +49,6 @@ class EngineSettings:
                 password=cfg.get("SMTP_PASSWORD"),
                 starttls=cfg.get("SMTP_STARTTLS", False),
                 timeout=cfg.get("SMTP_TIMEOUT", 30),
+                connections=cfg.get("SMTP_CONNECTIONS", 4),
             ),
         )

@@ -20,7 +20,8 @@ READERS = [f"reader{i}@example.com" for i in range(3)]
 
 
 def crash_env(db_url: str, sink) -> dict[str, str]:
-    return worker_env(db_url, sink, SMTP_TIMEOUT="60")
+    # One SMTP session: the kill then lands while exactly one email awaits its "250".
+    return worker_env(db_url, sink, SMTP_TIMEOUT="60", SMTP_CONNECTIONS="1")
 
 
 def test_it_never_resends_after_the_worker_is_killed_mid_send(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from email import message_from_bytes, policy
-from email.message import EmailMessage, Message
+from email.message import EmailMessage
 from urllib.parse import urlparse
 
 import pytest
@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import tokens
+from app.delivery.compose import Email
 from app.delivery.transport import MemoryTransport
 from app.models import ConsentChange, Contact
 from app.services import contacts as contacts_svc
@@ -63,14 +64,14 @@ def ledger(sessions: sessionmaker[Session]) -> list[ConsentChange]:
         return list(s.scalars(select(ConsentChange).order_by(ConsentChange.id)))
 
 
-def parsed(sent: Message) -> EmailMessage:
+def parsed(sent: Email) -> EmailMessage:
     """A sent message as a mail client reads it."""
-    message = message_from_bytes(sent.as_bytes(), policy=policy.default)
+    message = message_from_bytes(sent.raw, policy=policy.default)
     assert isinstance(message, EmailMessage)
     return message
 
 
-def plain(sent: Message) -> str:
+def plain(sent: Email) -> str:
     part = parsed(sent).get_body(preferencelist=("plain",))
     assert part is not None
     return str(part.get_content())

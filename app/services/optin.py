@@ -10,13 +10,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Collection
 from datetime import datetime
-from email.message import Message
-from email.utils import parseaddr
 
 from sqlalchemy.orm import Session
 
 from app import tokens
-from app.delivery.compose import compose
+from app.delivery.compose import Email, compose, sender_domain
 from app.delivery.transport import Transport
 from app.models import Contact
 from app.services import contacts as contacts_svc
@@ -85,24 +83,18 @@ def confirm_url(settings: EngineSettings, contact_id: int, topic: str) -> str:
 
 def confirmation_email(
     contact: Contact, topic: str, now: datetime, settings: EngineSettings
-) -> Message:
+) -> Email:
     """The confirmation email for `topic`, rendered from templates/email/confirm-subscription."""
     url = confirm_url(settings, contact.id, topic)
     context = {"contact": contacts_svc.render_view(contact), "topic": topic, "confirm_url": url}
     rendered = settings.templates.render(TEMPLATE, context)
-    msg = compose(
+    # No List-Unsubscribe: it makes no sense on the answer to a request the recipient
+    # just made. Its own Message-ID: there is no message row behind it.
+    domain = sender_domain(settings.mail_from)
+    return compose(
         rendered,
         to=contact.email,
         mail_from=settings.mail_from,
-        message_db_id=0,
-        unsubscribe_url=url,
+        message_id=f"<nurture.confirm.{secrets.token_hex(8)}@{domain}>",
         now=now,
     )
-    # compose() is made for funnel messages: their Message-ID comes from a message row
-    # (this email has none) and they carry List-Unsubscribe, which makes no sense on the
-    # answer to a request the recipient just made.
-    for header in ("Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post"):
-        del msg[header]
-    domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "nurture.invalid"
-    msg["Message-ID"] = f"<nurture.confirm.{secrets.token_hex(8)}@{domain}>"
-    return msg

@@ -7,7 +7,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import replace
-from email.utils import make_msgid, parseaddr
+from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from werkzeug.wrappers import Response
 
 from app import clock, database
-from app.delivery.compose import compose
+from app.delivery.compose import compose, sender_domain
 from app.delivery.render import Rendered, TemplateProblem, Templates, available, sample_context
 from app.delivery.transport import SmtpTransport
 from app.engine.errors import TransportError
@@ -232,19 +232,15 @@ def send_test(name: str, to: str, contact: Contact | None) -> None:
     assert settings.smtp is not None
     rendered = Templates(_directory()).render(name, preview_context(name, contact))
     rendered = replace(rendered, subject=f"[Test] {rendered.subject}")
+    # A test is not a message row: it gets an id of its own rather than row 0's.
     message = compose(
         rendered,
         to=to,
         mail_from=settings.mail_from,
-        message_db_id=0,
+        message_id=make_msgid(domain=sender_domain(settings.mail_from)),
         unsubscribe_url=PREVIEW_UNSUBSCRIBE,
         now=clock.utcnow(),
         extra_headers={"X-Nurture-Test": "yes"},
-    )
-    # A test is not a message row: give it its own id rather than the one of row 0.
-    del message["Message-ID"]
-    message["Message-ID"] = make_msgid(
-        domain=parseaddr(settings.mail_from)[1].rpartition("@")[2] or None
     )
     transport = SmtpTransport(settings.smtp)
     try:

@@ -79,6 +79,7 @@ class _Handler:
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        self.sink._sessions.add(id(session))
         if self.sink._take_drop("mail"):
             await _drop(server)
         envelope.mail_from = address
@@ -150,8 +151,12 @@ class SmtpSink:
 
     host = "127.0.0.1"
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep: bool = True) -> None:
+        """With keep=False only count what is accepted (long benchmark runs)."""
         self.port = 0
+        self.keep = keep
+        self.accepted = 0
+        self._sessions: set[int] = set()  # SMTP sessions that began a transaction
         self._controller: Controller | None = None
         self._lock = threading.Condition()
         self._messages: list[Received] = []
@@ -217,6 +222,10 @@ class SmtpSink:
         with self._lock:
             self._messages.clear()
             self._refusals.clear()
+
+    def connections_seen(self) -> int:
+        """How many SMTP sessions have sent MAIL FROM so far."""
+        return len(self._sessions)
 
     def wait_for(self, n: int, timeout: float = 5.0) -> list[Received]:
         """Wait until at least ``n`` messages have arrived; return all of them.
@@ -299,7 +308,9 @@ class SmtpSink:
 
     def _store(self, received: Received) -> None:
         with self._lock:
-            self._messages.append(received)
+            self.accepted += 1
+            if self.keep:
+                self._messages.append(received)
             self._lock.notify_all()
 
     def __repr__(self) -> str:
