@@ -7,8 +7,9 @@ still verify, so links in already-sent emails survive a key rotation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
-from itsdangerous import BadData, URLSafeSerializer
+from itsdangerous import BadData, Signer, URLSafeSerializer
 
 KINDS = ("unsubscribe", "preferences", "confirm", "link", "open")
 
@@ -20,12 +21,28 @@ class TokenData:
     extra: str | None = None  # a topic (confirm) or a URL (link)
 
 
+class _KeyedSigner(Signer):
+    """itsdangerous's signer, deriving each key once rather than once per signature
+    (a worker signs several links for every email it sends)."""
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        cache: dict[str | bytes | None, bytes] = self.__dict__.setdefault("_derived", {})
+        if secret_key not in cache:
+            cache[secret_key] = super().derive_key(secret_key)
+        return cache[secret_key]
+
+
 def _serializer(kind: str, secret_key: str, fallbacks: list[str]) -> URLSafeSerializer:
+    return _cached_serializer(kind, secret_key, tuple(fallbacks))
+
+
+@lru_cache(maxsize=64)
+def _cached_serializer(kind: str, secret_key: str, fallbacks: tuple[str, ...]) -> URLSafeSerializer:
     if kind not in KINDS:
         raise ValueError(f"unknown token kind {kind!r}")
     # itsdangerous signs with the last key and verifies with any of them.
     keys = [*fallbacks, secret_key]
-    return URLSafeSerializer(keys, salt=f"nurture.{kind}")
+    return URLSafeSerializer(keys, salt=f"nurture.{kind}", signer=_KeyedSigner)
 
 
 def make(

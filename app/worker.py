@@ -21,14 +21,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import Message as MimeMessage
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import queries, tokens
 from app.db import begin_write
-from app.delivery.compose import compose
+from app.delivery.compose import Email, compose, message_id
 from app.delivery.render import TemplateProblem
 from app.delivery.transport import Transport
 from app.engine import retry
@@ -63,7 +62,7 @@ class TickReport:
 class _Outgoing:
     message_id: int
     contact_id: int
-    email: MimeMessage
+    email: Email
     attempts: int
     first_attempt_at: datetime
 
@@ -144,7 +143,7 @@ def _claim_batch(
     report: TickReport,
 ) -> list[_Outgoing] | None:
     """Claim and decide one batch; the messages to send, or None when nothing is due."""
-    with sessions.begin() as s:
+    with sessions.begin() as s, settings.templates.batch():
         begin_write(s)
         messages = queries.claim_due(s, now, settings.batch)
         if not messages:
@@ -276,7 +275,7 @@ def _compose(
     event: Event | None,
     now: datetime,
     settings: EngineSettings,
-) -> MimeMessage:
+) -> Email:
     key, fallbacks = settings.secret_key, settings.secret_key_fallbacks
 
     def link(kind: str, path: str) -> str:
@@ -310,21 +309,14 @@ def _compose(
         rendered,
         to=contact.email,
         mail_from=settings.mail_from,
-        message_db_id=message.id,
+        message_id=message_id(message.id, settings.mail_from),
         unsubscribe_url=unsubscribe,
         now=now,
     )
 
 
 def _deliver(transport: Transport, outgoing: list[_Outgoing]) -> list[TransportError | None]:
-    results: list[TransportError | None] = []
-    for out in outgoing:
-        try:
-            transport.send(out.email)
-            results.append(None)
-        except TransportError as exc:
-            results.append(exc)
-    return results
+    return transport.send_all([out.email for out in outgoing])
 
 
 def _record(

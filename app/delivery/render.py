@@ -17,6 +17,8 @@ cached per directory, so a tick compiles each template once.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
@@ -78,6 +80,18 @@ class Templates:
         # a running worker at its next render, without a restart. Layouts pulled in
         # with {% extends %} are reloaded by Jinja itself (auto_reload).
         self._cache: dict[str, tuple[tuple[float, ...], _Compiled]] = {}
+        # Inside `batch()`: the names whose files were checked once already.
+        self._checked: set[str] | None = None
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Check each template's files once for the whole block rather than at every
+        render: a worker renders hundreds of emails per batch from a few templates."""
+        self._checked = set()
+        try:
+            yield
+        finally:
+            self._checked = None
 
     def _stamps(self, name: str) -> tuple[float, ...]:
         stamps = []
@@ -89,8 +103,13 @@ class Templates:
         return tuple(stamps)
 
     def _compile(self, name: str) -> _Compiled:
-        stamps = self._stamps(name)
         cached = self._cache.get(name)
+        checked = self._checked
+        if cached is not None and checked is not None and name in checked:
+            return cached[1]
+        stamps = self._stamps(name)
+        if checked is not None:
+            checked.add(name)
         if cached is not None and cached[0] == stamps:
             return cached[1]
         path = self.directory / f"{name}.html"

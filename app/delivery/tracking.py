@@ -23,6 +23,7 @@ import html
 import re
 from collections.abc import Callable
 from dataclasses import replace
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from app import tokens
@@ -66,10 +67,15 @@ def safe_target(url: str) -> bool:
 
 def trackable(url: str, public_url: str) -> bool:
     """Should this link be wrapped: a safe target that is not one of our own links."""
-    if not safe_target(url):
-        return False
     base = public_url.rstrip("/")
-    return not any(url.startswith(base + path) for path in OWN_PATHS)
+    if any(url.startswith(base + path) for path in OWN_PATHS):
+        return False  # (per recipient, so checked before the cache below)
+    return _safe_target_cached(url)
+
+
+@lru_cache(maxsize=4096)  # a template's links are the same in every email it renders
+def _safe_target_cached(url: str) -> bool:
+    return safe_target(url)
 
 
 def _href_span(raw: str) -> tuple[int, int, str] | None:
