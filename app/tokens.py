@@ -6,10 +6,14 @@ still verify, so links in already-sent emails survive a key rotation.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 
-from itsdangerous import BadData, Signer, URLSafeSerializer
+from itsdangerous import BadData, URLSafeSerializer
 
 KINDS = ("unsubscribe", "preferences", "confirm", "link", "open")
 
@@ -21,28 +25,37 @@ class TokenData:
     extra: str | None = None  # a topic (confirm) or a URL (link)
 
 
-class _KeyedSigner(Signer):
-    """itsdangerous's signer, deriving each key once rather than once per signature
-    (a worker signs several links for every email it sends)."""
+@lru_cache(maxsize=64)
+def _signing_key(kind: str, secret_key: str) -> bytes:
+    """The key itsdangerous derives for this salt (its default, "django-concat")."""
+    return hashlib.sha1(f"nurture.{kind}".encode() + b"signer" + secret_key.encode()).digest()
 
-    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
-        cache: dict[str | bytes | None, bytes] = self.__dict__.setdefault("_derived", {})
-        if secret_key not in cache:
-            cache[secret_key] = super().derive_key(secret_key)
-        return cache[secret_key]
+
+def _sign(kind: str, secret_key: str, payload: list[object]) -> str:
+    """What `URLSafeSerializer(..., salt=f"nurture.{kind}").dumps(payload)` writes for a
+    payload it does not compress: same format, read back by itsdangerous in `read`.
+    Written here because itsdangerous builds a new signer, derives its key and tries
+    zlib on every call, and a worker signs four tokens for every email it sends."""
+    value = _b64(json.dumps(payload, separators=(",", ":")).encode())
+    signature = hmac.new(_signing_key(kind, secret_key), value, hashlib.sha1).digest()
+    return (value + b"." + _b64(signature)).decode("ascii")
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def _serializer(kind: str, secret_key: str, fallbacks: list[str]) -> URLSafeSerializer:
+    if kind not in KINDS:
+        raise ValueError(f"unknown token kind {kind!r}")
     return _cached_serializer(kind, secret_key, tuple(fallbacks))
 
 
 @lru_cache(maxsize=64)
 def _cached_serializer(kind: str, secret_key: str, fallbacks: tuple[str, ...]) -> URLSafeSerializer:
-    if kind not in KINDS:
-        raise ValueError(f"unknown token kind {kind!r}")
     # itsdangerous signs with the last key and verifies with any of them.
     keys = [*fallbacks, secret_key]
-    return URLSafeSerializer(keys, salt=f"nurture.{kind}", signer=_KeyedSigner)
+    return URLSafeSerializer(keys, salt=f"nurture.{kind}")
 
 
 def make(
@@ -53,10 +66,12 @@ def make(
     extra: str | None = None,
     fallbacks: list[str] | None = None,
 ) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"unknown token kind {kind!r}")
     payload: list[object] = [contact_id, message_id]
     if extra is not None:
         payload.append(extra)
-    return str(_serializer(kind, secret_key, fallbacks or []).dumps(payload))
+    return _sign(kind, secret_key, payload)
 
 
 def read(

@@ -19,10 +19,11 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import queries, tokens
@@ -79,6 +80,11 @@ def tick(
     """Run one tick as of `now`; returns what it did. `stop` (an object with
     `is_set()`) ends the tick between batches, for a graceful shutdown."""
     report = TickReport()
+    # One batch is on the wire while the next is claimed and composed: the main thread
+    # works while the SMTP sessions wait on the server. Each batch's `sending` mark is
+    # committed before its delivery starts, so rule 4 holds as before.
+    pipeline = ThreadPoolExecutor(1, "deliver")
+    in_flight: tuple[list[_Outgoing], Future[list[TransportError | None]]] | None = None
     try:
         _recover(sessions, now, settings, report)
         _fire_timeouts(sessions, now, settings, report)
@@ -87,13 +93,27 @@ def tick(
         report.add("segments", segment_membership.refresh(sessions, now, batch=settings.batch))
         while not (stop is not None and stop.is_set()):  # type: ignore[attr-defined]
             outgoing = _claim_batch(sessions, now, settings, worker, report)
+            if in_flight is not None:
+                _record(sessions, now, settings, worker, *_landed(in_flight), report)
+                in_flight = None
             if outgoing is None:
                 break
-            results = _deliver(transport, outgoing)
-            _record(sessions, now, settings, worker, outgoing, results, report)
+            in_flight = (outgoing, pipeline.submit(_deliver, transport, outgoing))
     finally:
-        transport.close()
+        try:
+            if in_flight is not None:  # the claim of the next batch failed: settle this one
+                _record(sessions, now, settings, worker, *_landed(in_flight), report)
+        finally:
+            pipeline.shutdown()
+            transport.close()
     return report
+
+
+def _landed(
+    in_flight: tuple[list[_Outgoing], Future[list[TransportError | None]]],
+) -> tuple[list[_Outgoing], list[TransportError | None]]:
+    outgoing, delivery = in_flight
+    return outgoing, delivery.result()
 
 
 def _recover(
@@ -333,13 +353,16 @@ def _record(
         delivered = [
             out.message_id for out, error in zip(outgoing, results, strict=True) if error is None
         ]
-        for message_id in queries.confirm_sent(s, delivered, worker, now):
-            s.add(
-                MessageAttempt(
-                    message_id=message_id, at=now, outcome="sent", code=250, worker=worker
-                )
+        confirmed = queries.confirm_sent(s, delivered, worker, now)
+        if confirmed:  # one multi-row insert: a batch holds hundreds of these
+            s.execute(
+                insert(MessageAttempt),
+                [
+                    {"message_id": i, "at": now, "outcome": "sent", "code": 250, "worker": worker}
+                    for i in confirmed
+                ],
             )
-            report.add("sent")
+            report.add("sent", len(confirmed))
         for out, error in zip(outgoing, results, strict=True):
             if error is not None:
                 _record_failure(s, out, error, now, settings, worker, report)

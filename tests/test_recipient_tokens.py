@@ -198,3 +198,18 @@ def test_it_lets_errors_through_in_tests(
 
     with pytest.raises(RuntimeError, match="caught fire"):
         app.test_client().get("/p/" + make(app, "preferences", ada))
+
+
+def test_it_writes_the_tokens_itsdangerous_writes():
+    # The worker signs without itsdangerous (for speed); the format must stay its own,
+    # so links in every email already sent keep working.
+    from itsdangerous import URLSafeSerializer
+
+    reference = URLSafeSerializer("the-key", salt="nurture.unsubscribe")
+    token = tokens.make("unsubscribe", "the-key", 12, 34)
+    assert token == reference.dumps([12, 34])
+    long_url = "https://example.com/guide?" + "utm=nurture&" * 20
+    link = tokens.make("link", "the-key", 12, 34, long_url)
+    assert URLSafeSerializer("the-key", salt="nurture.link").loads(link) == [12, 34, long_url]
+    assert tokens.read("link", link, "the-key") == tokens.TokenData(12, 34, long_url)
+    assert tokens.read("unsubscribe", link, "the-key") is None  # another kind's salt
