@@ -14,6 +14,7 @@ from sqlalchemy import select
 from app.models import Funnel, FunnelVersion
 from app.settings import EngineSettings
 from tests.console_support import FUNNEL, csrf_token, logged_in, post, with_history
+from tests.helpers import ROOT
 
 SOURCE = FUNNEL.read_text()
 EDIT = "/console/funnels/b2b-nurture/edit"
@@ -204,6 +205,17 @@ def test_simulate_shows_the_simulators_summary(client: FlaskClient) -> None:
     html = response.get_data(as_text=True)
     assert "Simulated 20 contacts over 2 days (seed 1)" in html
     assert "stage: entered / in it at the end" in html
+
+
+def test_simulate_says_why_it_cannot_run_a_funnel_entered_on_a_segment(
+    client: FlaskClient,
+) -> None:
+    source = (ROOT / "funnels" / "cart-recovery.yaml").read_text()
+    response = post(client, "/console/funnels/new", {"source": source, "action": "simulate"})
+    html = unescape(response.get_data(as_text=True))
+    assert response.status_code == 422
+    assert "The simulator cannot run this funnel" in html and "segment" in html
+    assert "Fix the problems first" not in html
 
 
 def test_an_unknown_funnel_is_a_plain_404(client: FlaskClient) -> None:

@@ -96,15 +96,18 @@ def _simulate(funnel: Funnel | None, source: str) -> tuple[str, int]:
     days = _int_field("days", SIM_DAYS, MAX_SIM_DAYS)
     try:
         summary = simulate(source, current_app.config, contacts=contacts, days=days, seed=1)
-    except SimulationError:
+    except SimulationError as exc:
+        # A valid definition the simulator cannot run (a funnel entered on a segment:
+        # synthetic contacts only send events) says why rather than "fix the problems".
+        problems = check(source)
         return _render(
             funnel,
             source,
             422,
-            problems=check(source),
+            problems=problems,
             sim_contacts=contacts,
             sim_days=days,
-            sim_error=True,
+            sim_error=[] if problems else exc.lines,
         )
     return _render(
         funnel, source, simulation=summary.format(), sim_contacts=contacts, sim_days=days
