@@ -2,8 +2,8 @@
 
 Each run gets a fresh database holding N due messages (bulk-inserted), warm
 worker processes, and one tick at a fixed `now`; the figure is N / wall time until
-every message is recorded sent. The sink alone (a bare smtplib loop sending the
-same number of prebuilt messages over one connection) is printed as the ceiling.
+every message is recorded sent. The sink (aiosmtpd in a process of its own) fed by
+bare smtplib loops, as many as a worker's SMTP sessions, is printed as the ceiling.
 
 Needs TEST_PG_URL (`bash scripts/pg.sh start; export TEST_PG_URL=$(bash scripts/pg.sh url)`),
 or run it through `make bench`.
@@ -14,12 +14,10 @@ or run it through `make bench`.
 from __future__ import annotations
 
 import argparse
-import smtplib
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from email.mime.text import MIMEText
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,8 +29,9 @@ from app.db import make_engine  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.models import Message  # noqa: E402
 from bench._population import enrolled, publish_example  # noqa: E402
+from bench._sink import SinkProcess  # noqa: E402
+from bench.send import CONNECTIONS, ceiling  # noqa: E402
 from tests.support.pg import drop_database, fresh_database, pg_url  # noqa: E402
-from tests.support.smtp import SmtpSink  # noqa: E402
 from tests.support.workers import WorkerPool, worker_env  # noqa: E402
 
 NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
@@ -45,15 +44,16 @@ def populate(url: str, n: int) -> None:
     engine.dispose()
 
 
-def env_for(url: str, sink: SmtpSink) -> dict[str, str]:
+def env_for(url: str, sink: SinkProcess) -> dict[str, str]:
     return worker_env(url, sink, WORKER_BATCH="100", LOG_LEVEL="WARNING")
 
 
-def run_workers(server: str, n: int, workers: int) -> float:
+def run_workers(server: str, sink: SinkProcess, n: int, workers: int) -> float:
     url = fresh_database(server)
     try:
         upgrade(url)
-        with SmtpSink() as sink, tempfile.TemporaryDirectory() as tmp:
+        before = sink.count()
+        with tempfile.TemporaryDirectory() as tmp:
             with WorkerPool(Path(tmp), env_for(url, sink), workers) as pool:
                 pool.step(NOW - timedelta(days=1))  # processes up and warm, nothing due yet
                 populate(url, n)
@@ -66,22 +66,10 @@ def run_workers(server: str, n: int, workers: int) -> float:
                     select(func.count()).select_from(Message).where(Message.status == "sent")
                 )
             engine.dispose()
-            assert sent == n == len(sink.messages), (sent, n, len(sink.messages))
+            assert sent == n == sink.count() - before, (sent, n)
         return n / elapsed
     finally:
         drop_database(url)
-
-
-def sink_ceiling(n: int) -> float:
-    msg = MIMEText("x" * 2000, "html", "utf-8")
-    msg["Subject"], msg["From"], msg["To"] = "ceiling", "b@bench.example.com", "c@bench.example.com"
-    with SmtpSink() as sink:
-        begun = time.perf_counter()
-        with smtplib.SMTP(sink.host, sink.port) as conn:
-            for _ in range(n):
-                conn.send_message(msg)
-        elapsed = time.perf_counter() - begun
-    return n / elapsed
 
 
 def main() -> None:
@@ -92,20 +80,23 @@ def main() -> None:
     server = pg_url()
     if server is None:
         sys.exit("bench/workers.py needs TEST_PG_URL (PostgreSQL); see its docstring")
-    ceiling = sink_ceiling(args.messages)
-    print(
-        f"workers.sink_ceiling emails_per_s={ceiling:.0f} (bare smtplib loop, one connection)",
-        flush=True,
-    )
-    rates = {}
-    for count in [int(w) for w in args.workers.split(",")]:
-        rates[count] = run_workers(server, args.messages, count)
+    with SinkProcess() as sink:
+        top = ceiling(sink, args.messages, CONNECTIONS)
         print(
-            f"workers.pg workers={count} emails={args.messages} emails_per_s={rates[count]:.0f} "
-            f"ratio_to_1={rates[count] / rates[min(rates)]:.2f} "
-            f"of_ceiling={rates[count] / ceiling:.2f}",
+            f"workers.sink_ceiling connections={CONNECTIONS} emails_per_s={top:.0f} "
+            "(bare smtplib loops)",
             flush=True,
         )
+        rates = {}
+        for count in [int(w) for w in args.workers.split(",")]:
+            rates[count] = run_workers(server, sink, args.messages, count)
+            print(
+                f"workers.pg workers={count} emails={args.messages} "
+                f"emails_per_s={rates[count]:.0f} "
+                f"ratio_to_1={rates[count] / rates[min(rates)]:.2f} "
+                f"of_ceiling={rates[count] / top:.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
