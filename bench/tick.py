@@ -7,7 +7,7 @@ the engine's, not the network's) and record. Prints the median of several ticks
 per population and the ratio to the smallest population: tick cost should follow
 the due work, not the population.
 
-    python bench/tick.py [--populations 10000,100000] [--due 100] [--repeat 5]
+    python bench/tick.py [--populations 10000,1000000] [--due 1000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -80,9 +80,9 @@ def one_tick(url: str, due: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--populations", default="10000,100000")
-    parser.add_argument("--due", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--populations", default="10000,1000000")
+    parser.add_argument("--due", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     populations = [int(p) for p in args.populations.split(",")]
     results: dict[int, list[float]] = {p: [] for p in populations}
@@ -110,9 +110,11 @@ def main() -> None:
     results = medians  # type: ignore[assignment]
     base = results[populations[0]]
     for population in populations[1:]:
+        ratio = results[population] / base
         print(
-            f"tick.ratio {population}/{populations[0]} = {results[population] / base:.2f}x "
-            f"(population {population / populations[0]:.0f}x larger, same {args.due} due)"
+            f"tick.ratio {population}/{populations[0]} = {ratio:.2f}x "
+            f"(population {population / populations[0]:.0f}x larger, same {args.due} due; "
+            f"target at most 2x: {'met' if ratio <= 2 else 'NOT met'})"
         )
 
 
