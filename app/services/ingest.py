@@ -6,10 +6,10 @@ exits the contact in every live funnel. The caller commits: accepted means store
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -20,6 +20,31 @@ from app.models import WAITING, Contact, Enrollment, Event, Message, StageMove
 from app.services import contacts as contacts_svc
 from app.services.funnels import LiveFunnel, live_funnels, version_definition
 from app.upsert import insert_ignore_id
+
+
+class EnrollmentState(Protocol):
+    """What the stage machine reads and writes of an enrollment: an Enrollment, or
+    the batch path's plain copy of one (`ingest_journeys.Journey`)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def contact_id(self) -> int: ...
+    @property
+    def funnel_id(self) -> int: ...
+    @property
+    def version_id(self) -> int: ...
+    @property
+    def enrolled_at(self) -> datetime: ...
+
+    status: str
+    stage_key: str
+    stage_entered_at: datetime
+    visit: int
+    stage_event_id: int | None
+    timeout_at: datetime | None
+    exited_at: datetime | None
+    exit_label: str | None
 
 
 @dataclass(frozen=True)
@@ -96,12 +121,25 @@ def apply_event(
         enrollment = active.get(live.funnel_id)
         if enrollment is not None:
             _advance(session, enrollment, event, view, now)
-        elif machine.entry_matches(live.definition, event.type, event.properties, view) and (
-            live.definition.reentry or live.funnel_id not in seen
-        ):
-            enrollment = _new_enrollment(contact, live, event.occurred_at, event.id)
+        elif may_enter(live, event.type, event.properties, view, seen):
+            enrollment = new_enrollment(contact.id, live, event.occurred_at, event.id)
             entering.append((enrollment, live.definition))
     _enter(session, entering, event.occurred_at, event)
+
+
+def may_enter(
+    live: LiveFunnel,
+    event_type: str,
+    properties: Mapping[str, Any],
+    view: Mapping[str, Any],
+    seen: Collection[int],
+) -> bool:
+    """Does this event enroll the contact (not active in the funnel; `seen`: the
+    funnels they were ever enrolled in)? Once per funnel, unless `reentry`."""
+    funnel = live.definition
+    return machine.entry_matches(funnel, event_type, properties, view) and (
+        funnel.reentry or live.funnel_id not in seen
+    )
 
 
 def _enter(
@@ -118,24 +156,31 @@ def _enter(
     session.flush()
 
 
-def _new_enrollment(
-    contact: Contact, live: LiveFunnel, at: datetime, event_id: int | None
+def new_enrollment(
+    contact_id: int, live: LiveFunnel, at: datetime, event_id: int | None
 ) -> Enrollment:
     """An enrollment already standing in the first stage, so it is inserted once."""
+    return Enrollment(**first_stage(contact_id, live, at, event_id))
+
+
+def first_stage(
+    contact_id: int, live: LiveFunnel, at: datetime, event_id: int | None
+) -> dict[str, Any]:
+    """The columns of a new enrollment in the funnel's first stage, entered at `at`."""
     funnel = live.definition
     first = funnel.first_stage.key
-    return Enrollment(
-        contact_id=contact.id,
-        funnel_id=live.funnel_id,
-        version_id=live.version_id,
-        status="active",
-        stage_key=first,
-        stage_entered_at=at,
-        visit=1,
-        enrolled_at=at,
-        stage_event_id=event_id,
-        timeout_at=machine.timeout_at(funnel, first, at),
-    )
+    return {
+        "contact_id": contact_id,
+        "funnel_id": live.funnel_id,
+        "version_id": live.version_id,
+        "status": "active",
+        "stage_key": first,
+        "stage_entered_at": at,
+        "visit": 1,
+        "enrolled_at": at,
+        "stage_event_id": event_id,
+        "timeout_at": machine.timeout_at(funnel, first, at),
+    }
 
 
 def apply_segment(
@@ -160,7 +205,7 @@ def apply_segment(
         elif machine.entry_on_segment(live.definition, segment) and (
             live.definition.reentry or live.funnel_id not in seen
         ):
-            entering.append((_new_enrollment(contact, live, at, None), live.definition))
+            entering.append((new_enrollment(contact.id, live, at, None), live.definition))
     _enter(session, entering, at, None)
 
 
@@ -188,22 +233,34 @@ def _advance(
     converts); a transition counts only for an event that happened while the
     contact was in the current stage, so a late event cannot skip a stage.
     """
-    if event.occurred_at < enrollment.enrolled_at:
-        return
     funnel = version_definition(session, enrollment.version_id)
-    step = machine.on_event(funnel, enrollment.stage_key, event.type, event.properties, view)
+    found = event_step(funnel, enrollment, event.type, event.properties, event.occurred_at, view)
+    if found is None:
+        return
+    step, at = found
     if isinstance(step, machine.ExitGoal):
-        exit_enrollment(
-            session,
-            enrollment,
-            step.label,
-            max(event.occurred_at, enrollment.stage_entered_at),
-            event=event,
-        )
-    elif isinstance(step, machine.Move) and event.occurred_at >= enrollment.stage_entered_at:
-        enter_stage(
-            session, enrollment, funnel, step.to, event.occurred_at, reason="event", event=event
-        )
+        exit_enrollment(session, enrollment, step.label, at, event=event)
+    else:
+        enter_stage(session, enrollment, funnel, step.to, at, reason="event", event=event)
+
+
+def event_step(
+    funnel: FunnelDef,
+    enrollment: EnrollmentState,
+    event_type: str,
+    properties: Mapping[str, Any],
+    occurred_at: datetime,
+    view: Mapping[str, Any],
+) -> tuple[machine.Step, datetime] | None:
+    """What an event does to an active enrollment, and as of when; None: nothing."""
+    if occurred_at < enrollment.enrolled_at:
+        return None
+    step = machine.on_event(funnel, enrollment.stage_key, event_type, properties, view)
+    if isinstance(step, machine.ExitGoal):
+        return step, max(occurred_at, enrollment.stage_entered_at)
+    if isinstance(step, machine.Move) and occurred_at >= enrollment.stage_entered_at:
+        return step, occurred_at
+    return None
 
 
 def enter_stage(
@@ -219,14 +276,44 @@ def enter_stage(
     """Rule 1: leave the current stage (cancelling its unsent email), enter `stage_key`
     at `at`, and schedule its emails relative to `at`."""
     previous = enrollment.stage_key
-    _cancel_unsent(session, enrollment, f"left stage '{previous}' for '{stage_key}'")
+    _cancel_unsent(session, enrollment, leaving(previous, stage_key))
+    step_into(enrollment, funnel, stage_key, at, event.id if event else None)
+    _arrive(session, enrollment, funnel, previous, at, reason, event)
+
+
+def leaving(previous: str, stage_key: str) -> str:
+    """Why a stage's unsent emails are cancelled when the contact moves on."""
+    return f"left stage '{previous}' for '{stage_key}'"
+
+
+def exiting(label: str) -> str:
+    """Why a funnel's unsent emails are cancelled when the contact exits."""
+    return f"exited the funnel ({label})"
+
+
+def step_into(
+    enrollment: EnrollmentState,
+    funnel: FunnelDef,
+    stage_key: str,
+    at: datetime,
+    event_id: int | None,
+) -> None:
+    """The enrollment's own columns on entering `stage_key` at `at` (`event_id`: the
+    event that brought it there; None for a timeout, a segment or a publish)."""
     enrollment.stage_key = stage_key
     enrollment.stage_entered_at = at
     enrollment.visit += 1
     enrollment.timeout_at = machine.timeout_at(funnel, stage_key, at)
-    if event is not None:
-        enrollment.stage_event_id = event.id
-    _arrive(session, enrollment, funnel, previous, at, reason, event)
+    if event_id is not None:
+        enrollment.stage_event_id = event_id
+
+
+def close(enrollment: EnrollmentState, label: str, at: datetime) -> None:
+    """The enrollment's own columns on exiting with `label` at `at`."""
+    enrollment.status = "exited"
+    enrollment.exit_label = label
+    enrollment.exited_at = at
+    enrollment.timeout_at = None
 
 
 def _arrive(
@@ -239,26 +326,37 @@ def _arrive(
     event: Event | None,
 ) -> None:
     """Record the move and schedule the stage's emails for this visit."""
-    stage_key = enrollment.stage_key
-    session.add(_move(enrollment, at, previous, stage_key, reason, event))
-    session.add_all(
-        Message(
-            enrollment_id=enrollment.id,
-            contact_id=enrollment.contact_id,
-            funnel_id=enrollment.funnel_id,
-            version_id=enrollment.version_id,
-            stage_key=stage_key,
-            visit=enrollment.visit,
-            step=step,
-            template=template,
-            priority=funnel.priority,
-            event_id=enrollment.stage_event_id,
-            status="scheduled",
-            due_at=due,
-            created_at=at,
-        )
-        for step, template, due in machine.schedule(funnel, stage_key, at)
+    event_id = event.id if event else None
+    session.add(
+        StageMove(**move_row(enrollment, at, previous, enrollment.stage_key, reason, event_id))
     )
+    session.add_all(Message(**row) for row in message_rows(enrollment, funnel, at))
+
+
+def message_rows(
+    enrollment: EnrollmentState, funnel: FunnelDef, at: datetime
+) -> list[dict[str, Any]]:
+    """The emails of the enrollment's current stage visit, entered at `at`, as rows."""
+    stage_key = enrollment.stage_key
+    return [
+        {
+            "enrollment_id": enrollment.id,
+            "contact_id": enrollment.contact_id,
+            "funnel_id": enrollment.funnel_id,
+            "version_id": enrollment.version_id,
+            "stage_key": stage_key,
+            "visit": enrollment.visit,
+            "step": step,
+            "template": template,
+            "priority": funnel.priority,
+            "event_id": enrollment.stage_event_id,
+            "status": "scheduled",
+            "due_at": due,
+            "created_at": at,
+            "reason": None,
+        }
+        for step, template, due in machine.schedule(funnel, stage_key, at)
+    ]
 
 
 def exit_enrollment(
@@ -270,12 +368,11 @@ def exit_enrollment(
     event: Event | None = None,
 ) -> None:
     """End an enrollment with `label`; nothing more of this funnel is sent."""
-    _cancel_unsent(session, enrollment, f"exited the funnel ({label})")
-    session.add(_move(enrollment, at, enrollment.stage_key, None, "exit", event, label=label))
-    enrollment.status = "exited"
-    enrollment.exit_label = label
-    enrollment.exited_at = at
-    enrollment.timeout_at = None
+    _cancel_unsent(session, enrollment, exiting(label))
+    event_id = event.id if event else None
+    row = move_row(enrollment, at, enrollment.stage_key, None, "exit", event_id, label=label)
+    session.add(StageMove(**row))
+    close(enrollment, label, at)
     session.flush()
 
 
@@ -288,27 +385,28 @@ def _cancel_unsent(session: Session, enrollment: Enrollment, why: str) -> None:
     )
 
 
-def _move(
-    enrollment: Enrollment,
+def move_row(
+    enrollment: EnrollmentState,
     at: datetime,
     from_stage: str | None,
     to_stage: str | None,
     reason: str,
-    event: Event | None,
+    event_id: int | None,
     label: str | None = None,
-) -> StageMove:
-    return StageMove(
-        enrollment_id=enrollment.id,
-        contact_id=enrollment.contact_id,
-        funnel_id=enrollment.funnel_id,
-        version_id=enrollment.version_id,
-        at=at,
-        from_stage=from_stage,
-        to_stage=to_stage,
-        reason=reason,
-        label=label,
-        event_id=event.id if event else None,
-    )
+) -> dict[str, Any]:
+    """A stage move of the enrollment, as a row."""
+    return {
+        "enrollment_id": enrollment.id,
+        "contact_id": enrollment.contact_id,
+        "funnel_id": enrollment.funnel_id,
+        "version_id": enrollment.version_id,
+        "at": at,
+        "from_stage": from_stage,
+        "to_stage": to_stage,
+        "reason": reason,
+        "label": label,
+        "event_id": event_id,
+    }
 
 
 def fire_timeout(session: Session, enrollment: Enrollment) -> None:
