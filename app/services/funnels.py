@@ -53,12 +53,14 @@ def definition_of(session: Session, version: FunnelVersion) -> FunnelDef:
 
 def live_funnels(session: Session) -> list[LiveFunnel]:
     """Every published funnel, higher priority first (then by key, for determinism)."""
-    rows = session.execute(
-        select(Funnel.id, FunnelVersion)
-        .join(FunnelVersion, FunnelVersion.id == Funnel.live_version_id)
-        .where(Funnel.status == "live")
-    ).all()
-    live = [LiveFunnel(fid, v.id, definition_of(session, v)) for fid, v in rows]
+    # Read on every event batch: two columns, and a version's definition (a large JSON
+    # document) only when it is not cached yet.
+    rows = session.execute(select(Funnel.id, Funnel.live_version_id).where(Funnel.status == "live"))
+    live = [
+        LiveFunnel(fid, vid, version_definition(session, vid))
+        for fid, vid in rows
+        if vid is not None
+    ]
     live.sort(key=lambda f: (-f.definition.priority, f.definition.key))
     return live
 
