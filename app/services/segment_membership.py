@@ -16,7 +16,7 @@ edge by edge, so every join and leave is recorded at the moment it happened (the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,7 +38,7 @@ from app.services import ingest
 from app.services.funnels import LiveFunnel, live_funnels
 from app.services.segment_facts import gather
 from app.services.segments import LiveSet, due_upsert, live_segments
-from app.upsert import insert_ignore
+from app.upsert import insert_ignore, insert_many
 
 # session.info key: contacts whose segments this transaction evaluates itself, so the
 # hook does not also mark them due.
@@ -141,12 +141,41 @@ def on_event(
     funnels: list[LiveFunnel] | None = None,
 ) -> None:  # fmt: skip
     """Bring the contact's memberships up to date after one of their events."""
-    check, live = pending.check, pending.live
-    overdue = check.due_at is not None and check.due_at <= now
-    if check.checked_at is not None and not overdue and not live.needs.moved_by(event.type):
+    if not needs_evaluation(pending, event.type, now):
         return  # nothing this event could change
-    run = _Run(session, contact, live, funnels, [] if pending.new else None)
-    _bring_up_to_date(run, check, now, final=("event", event.id))
+    members: list[SegmentMember] | None = [] if pending.new else None
+    run = _Run(session, contact, pending.live, funnels, members)
+    _bring_up_to_date(run, pending.check, now, final=("event", event.id))
+
+
+def needs_evaluation(pending: Pending, event_type: str, now: datetime) -> bool:
+    """Can an event of this type, at `now`, change the contact's memberships? Not when
+    they were evaluated before, are not due, and no live segment counts this type."""
+    check = pending.check
+    overdue = check.due_at is not None and check.due_at <= now
+    return check.checked_at is None or overdue or pending.live.needs.moved_by(event_type)
+
+
+def lock_many(session: Session, contact_ids: Collection[int]) -> dict[int, SegmentCheck]:
+    """`_lock` for many contacts at once (the batch API): their check rows, locked in
+    contact order, so that concurrent batches cannot deadlock on them."""
+    ids = sorted(contact_ids)
+    found = _locked(session, ids)
+    missing = [contact_id for contact_id in ids if contact_id not in found]
+    if missing:
+        rows = [
+            {"contact_id": c, "due_at": None, "reason": None, "checked_at": None} for c in missing
+        ]
+        insert_many(session, SegmentCheck, rows, conflict=["contact_id"])
+        found.update(_locked(session, missing))  # ours, and any a concurrent twin inserted
+    return found
+
+
+def _locked(session: Session, ids: list[int]) -> dict[int, SegmentCheck]:
+    query = select(SegmentCheck).where(SegmentCheck.contact_id.in_(ids))
+    query = query.order_by(SegmentCheck.contact_id).with_for_update()
+    rows = session.scalars(query.execution_options(populate_existing=True))
+    return {row.contact_id: row for row in rows}
 
 
 def _lock(session: Session, contact_id: int, new: bool = False) -> SegmentCheck:
@@ -275,25 +304,24 @@ def _touched(session: Session, _context: Any) -> None:
     at once: their segments may have changed."""
     handled = session.info.get(HANDLED, ())
     marks: dict[int, datetime] = {}
-    for found in _changes(session, [*session.new, *session.dirty]):
-        contact_id, at = found
-        if contact_id not in handled:
-            marks[contact_id] = min(marks.get(contact_id, at), at)
+    for contact_id, at in _changes(session, handled):
+        marks[contact_id] = min(marks.get(contact_id, at), at)
     touch(session, marks)
 
 
-def _changes(session: Session, objects: Iterable[object]) -> Iterable[tuple[int, datetime]]:
-    for obj in objects:
+def _changes(session: Session, handled: Collection[int]) -> Iterable[tuple[int, datetime]]:
+    """(contact, when) for each watched change the flush wrote, but those of `handled`
+    contacts, skipped before their history is read (the costly part of a large flush)."""
+    new = session.new  # (a new set at each access: read once, not once per object)
+    for obj in [*new, *session.dirty]:
         watched = _WATCHED.get(type(obj))
         if watched is None:
             continue
-        state = inspect(obj)  # in after_flush, history still holds what was flushed
-        if obj not in session.new and not any(
-            state.attrs[name].history.has_changes() for name in watched
-        ):
-            continue
         found = _moment(obj)
-        if found is not None and found[1] is not None:
+        if found is None or found[1] is None or found[0] in handled:
+            continue
+        state = inspect(obj)  # in after_flush, history still holds what was flushed
+        if obj in new or any(state.attrs[name].history.has_changes() for name in watched):
             yield found  # type: ignore[misc]
 
 
