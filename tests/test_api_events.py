@@ -139,22 +139,21 @@ def test_it_stores_the_good_items_of_a_batch_and_reports_each_bad_one_by_index(a
 def test_it_keeps_the_rest_of_a_batch_when_applying_one_event_fails(api, sessions, monkeypatch):
     from app.services import ingest
 
-    real = ingest.apply_event
+    go_live(api)
+    real = ingest.may_enter  # what both the batch and the per-event path ask
 
-    def flaky(session, contact, event, now, funnels=None):
-        if contact.email == "bad@example.com":
+    def flaky(live, event_type, properties, view, seen):
+        if view["email"] == "bad@example.com":
             raise RuntimeError("engine bug")
-        return real(session, contact, event, now, funnels)
+        return real(live, event_type, properties, view, seen)
 
-    monkeypatch.setattr(ingest, "apply_event", flaky)
-    events = [
-        {"email": e, "type": "quiz_taken"}
-        for e in ("a@example.com", "bad@example.com", "c@example.com")
-    ]
+    monkeypatch.setattr(ingest, "may_enter", flaky)
+    events = [{**EBOOK, "email": e} for e in ("a@example.com", "bad@example.com", "c@example.com")]
     body = api.post("/events/batch", json={"events": events}).get_json()
     assert [r["status"] for r in body["results"]] == ["accepted", "error", "accepted"]
     assert body["results"][1]["error"]["code"] == "internal"
     assert count(sessions, Event) == 2  # the failed one left nothing behind
+    assert count(sessions, Enrollment) == 2
 
 
 @pytest.mark.parametrize("events", [[], [EBOOK] * 1001])

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import request
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
@@ -20,12 +21,18 @@ from app import clock, database
 from app.db import begin_write
 from app.services.funnels import LiveFunnel, live_funnels
 from app.services.ingest import ingest_event
+from app.services.ingest_batch import Item, ingest_batch, processing_order
 from app.web.api import bp
 from app.web.api.errors import ApiError
 from app.web.api.schemas import BatchEnvelope, BatchItemOut, BatchOut, ErrorBody, EventIn, EventOut
 from app.web.api.wire import json_body, parse, respond
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+ATTEMPTS = 3  # a batch that loses a race with a concurrent one is tried again
+# PostgreSQL's deadlock_detected and serialization_failure: nothing was stored, and
+# the same transaction run again will most likely pass.
+RETRYABLE_STATES = {"40P01", "40001"}
 
 
 def _ingest(session: Session, item: EventIn, now: datetime, funnels: list[LiveFunnel]) -> EventOut:
@@ -58,28 +65,71 @@ def post_event() -> Response:
 def post_batch() -> Response:
     """Validate every item, store the good ones in one transaction, answer for each.
 
-    A bad item is reported by index and does not stop the others. The live funnels
-    are read once for the whole batch rather than once per event.
+    A bad item is reported by index and does not stop the others. The answer comes
+    after the commit; if the transaction fails, the answer is an error (500), never
+    a 202 for events that were not stored.
     """
     items = _items(json_body())
     now, session = clock.utcnow(), database.session()
-    funnels = live_funnels(session)
     checked = [_check(index, raw) for index, raw in enumerate(items)]
+    good = {index: item for index, item in enumerate(checked) if isinstance(item, EventIn)}
+    stored = _retrying(session, lambda: _store_all(session, good, now))
+    results = [stored.get(index, item) for index, item in enumerate(checked)]
+    return respond(_summary([r for r in results if isinstance(r, BatchItemOut)]), 202)
+
+
+def _retrying(session: Session, attempt: Callable[[], T]) -> T:
+    """`attempt()` (which commits), run again after losing a race with a concurrent
+    batch: a unique index (the same new contact enrolled by both) or a deadlock."""
+    for number in range(1, ATTEMPTS + 1):
+        try:
+            return attempt()
+        except (IntegrityError, OperationalError) as exc:
+            session.rollback()
+            state = getattr(exc.orig, "sqlstate", None)
+            if number == ATTEMPTS or not (
+                isinstance(exc, IntegrityError) or state in RETRYABLE_STATES
+            ):
+                raise
+            log.warning("a batch lost a race (%s); trying again", type(exc.orig).__name__)
+    raise AssertionError("unreachable")
+
+
+def _store_all(
+    session: Session, good: dict[int, EventIn], now: datetime
+) -> dict[int, BatchItemOut]:
+    """Store and apply the valid items, then commit; their answers by index."""
+    indexes = list(good)
+    items = [_item(good[index]) for index in indexes]
     try:
-        results = [_store(session, index, item, now, funnels) for index, item in enumerate(checked)]
+        outcomes = ingest_batch(session, items, now)
+        # model_construct: these values are the server's own (validating a thousand
+        # answers would cost more than building them).
+        results = {
+            index: BatchItemOut.model_construct(
+                index=index,
+                status="accepted" if outcome.created else "duplicate",
+                event_id=outcome.event_id,
+                error=None,
+            )
+            for index, outcome in zip(indexes, outcomes, strict=True)
+        }
     except SQLAlchemyError:
         raise  # the database itself is in trouble: fail the batch, the client retries
     except Exception:
         # An event the engine could not apply (a bug). Start again with each event in
-        # a savepoint, so that it alone fails and the rest are stored. Savepoints cost
-        # a quarter of the throughput, hence only on this path.
+        # a savepoint, so that it alone fails and the rest are stored.
         log.exception("a batch from %s: an event could not be applied", request.remote_addr)
         session.rollback()
-        results = [
-            _isolated(session, index, item, now, funnels) for index, item in enumerate(checked)
-        ]
+        funnels = live_funnels(session)
+        order = [indexes[i] for i in processing_order(items, now)]
+        results = {index: _isolated(session, index, good[index], now, funnels) for index in order}
     session.commit()
-    return respond(_summary(results), 202)
+    return results
+
+
+def _item(item: EventIn) -> Item:
+    return Item(item.email, item.type, item.properties, item.occurred_at, item.id)
 
 
 def _items(data: Any) -> list[Any]:
@@ -103,30 +153,14 @@ def _check(index: int, raw: Any) -> EventIn | BatchItemOut:
         return BatchItemOut(index=index, status="error", error=ErrorBody(**error.body()))
 
 
-def _store(
-    session: Session,
-    index: int,
-    item: EventIn | BatchItemOut,
-    now: datetime,
-    funnels: list[LiveFunnel],
-) -> BatchItemOut:
-    if isinstance(item, BatchItemOut):
-        return item
-    result = _ingest(session, item, now, funnels)
-    return BatchItemOut(index=index, status=result.status, event_id=result.event_id)
-
-
 def _isolated(
-    session: Session,
-    index: int,
-    item: EventIn | BatchItemOut,
-    now: datetime,
-    funnels: list[LiveFunnel],
+    session: Session, index: int, item: EventIn, now: datetime, funnels: list[LiveFunnel]
 ) -> BatchItemOut:
     begin_write(session)  # so the savepoint below nests in a transaction on SQLite too
     try:
         with session.begin_nested():
-            return _store(session, index, item, now, funnels)
+            result = _ingest(session, item, now, funnels)
+            return BatchItemOut(index=index, status=result.status, event_id=result.event_id)
     except SQLAlchemyError:
         raise
     except Exception:
