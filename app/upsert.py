@@ -7,10 +7,20 @@ and a concurrent twin of the row is simply not inserted (the caller reads it). T
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Table, TextClause, bindparam, cast, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Table,
+    TextClause,
+    bindparam,
+    cast,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
@@ -124,6 +134,26 @@ def update_many(
     session.execute(statement if where is None else statement.where(where), params)
 
 
+def one_of(session: Session, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
+    """`column IN values`. On PostgreSQL `column IN (SELECT unnest(array))`: one binary
+    array parameter instead of a placeholder per value (which psycopg would parse),
+    and a subquery the planner hash-joins or probes an index with; `= ANY(array)`
+    would compare each row with every value once the statement is prepared."""
+    if not _postgresql(session):
+        return column.in_(values)  # type: ignore[no-any-return]
+    _send_binary_arrays(session)
+    array = BinaryArray(_processed(session, column.type, list(values)))
+    parameter = bindparam(None, array, type_=NullType())
+    return column.in_(select(func.unnest(cast(parameter, ARRAY(column.type)))))  # type: ignore[no-any-return]
+
+
+def _processed(session: Session, kind: Any, values: list[Any]) -> list[Any]:
+    """The values as the column's type converts them for the driver."""
+    dialect = session.get_bind().dialect
+    process = kind.dialect_impl(dialect).bind_processor(dialect)
+    return values if process is None else [process(value) for value in values]
+
+
 def _postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
@@ -136,13 +166,9 @@ def _unnest(
     column's type converts it."""
     _send_binary_arrays(session)
     arrays = []
-    dialect = session.get_bind().dialect
     for name in columns:
         kind = table.c[name].type
-        process = kind.dialect_impl(dialect).bind_processor(dialect)
-        values = [row[name] for row in rows]
-        if process is not None:
-            values = [process(value) for value in values]
+        values = _processed(session, kind, [row[name] for row in rows])
         parameter = bindparam(f"u_{name}", BinaryArray(values), type_=NullType())
         arrays.append(cast(parameter, ARRAY(kind)))
     return func.unnest(*arrays).table_valued(*columns, with_ordinality="n").render_derived()
