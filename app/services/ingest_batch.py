@@ -38,7 +38,7 @@ from app.services.contacts import normalize_email
 from app.services.funnels import live_funnels
 from app.services.ingest_journeys import Fact, Journeys
 from app.services.segments import live_segments
-from app.upsert import insert_many
+from app.upsert import insert_many, one_of
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def upsert_contacts(
 def _contact_ids(session: Session, emails: set[str]) -> dict[str, tuple[int, bool]]:
     if not emails:
         return {}
-    query = select(Contact.id, Contact.email).where(Contact.email.in_(emails))
+    query = select(Contact.id, Contact.email).where(one_of(session, Contact.email, emails))
     return {email: (contact_id, False) for contact_id, email in session.execute(query)}
 
 
@@ -224,7 +224,7 @@ def _stored_before(
     contact_ids = {rows[i]["contact_id"] for i in seen}
     client_ids = {rows[i]["client_id"] for i in seen}
     query = select(Event.id, Event.contact_id, Event.client_id).where(
-        Event.contact_id.in_(contact_ids), Event.client_id.in_(client_ids)
+        one_of(session, Event.contact_id, contact_ids), one_of(session, Event.client_id, client_ids)
     )
     stored = {(c, k): event_id for event_id, c, k in session.execute(query)}
     for index in seen:

@@ -34,7 +34,7 @@ from app.services import ingest, segment_membership
 from app.services.contacts import render_view
 from app.services.funnels import LiveFunnel, version_definition
 from app.services.segments import LiveSet
-from app.upsert import insert_many, update_many
+from app.upsert import insert_many, one_of, update_many
 
 
 # Not frozen, though nothing changes one: frozen dataclasses are slow to make, and a
@@ -230,7 +230,7 @@ class Journeys:
             self.checks.update(segment_membership.lock_many(session, unlocked))
         unread = evaluated - self.contacts.keys()
         if unread:
-            query = select(Contact).where(Contact.id.in_(unread))
+            query = select(Contact).where(one_of(session, Contact.id, unread))
             for contact in session.scalars(query.options(selectinload(Contact.subscriptions))):
                 self.contacts[contact.id] = contact
         unread = moving - self.views.keys()
@@ -356,7 +356,7 @@ class Journeys:
 def _views(session: Session, contact_ids: Collection[int]) -> dict[int, dict[str, Any]]:
     """The contacts as conditions see them (`contacts.render_view`), from four columns."""
     columns = (Contact.id, Contact.email, Contact.attributes, Contact.timezone, Contact.locale)
-    query = select(*columns).where(Contact.id.in_(contact_ids))
+    query = select(*columns).where(one_of(session, Contact.id, contact_ids))
     # A row has every attribute render_view reads of a Contact.
     return {row.id: render_view(cast(Contact, row)) for row in session.execute(query)}
 
@@ -364,7 +364,7 @@ def _views(session: Session, contact_ids: Collection[int]) -> dict[int, dict[str
 def _read(session: Session, contact_ids: Collection[int]) -> dict[int, list[Journey]]:
     """The enrollments of these contacts (every one: the exited say who may re-enter)."""
     found: dict[int, list[Journey]] = {contact_id: [] for contact_id in contact_ids}
-    query = select(_TABLE).where(_TABLE.c.contact_id.in_(contact_ids))
+    query = select(_TABLE).where(one_of(session, _TABLE.c.contact_id, contact_ids))
     for row in session.execute(query):
         found[row.contact_id].append(Journey(*row))  # (the columns, in the table's order)
     return found

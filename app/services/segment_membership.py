@@ -38,7 +38,7 @@ from app.services import ingest
 from app.services.funnels import LiveFunnel, live_funnels
 from app.services.segment_facts import gather
 from app.services.segments import LiveSet, due_upsert, live_segments
-from app.upsert import insert_ignore, insert_many
+from app.upsert import insert_ignore, insert_many, one_of
 
 # session.info key: contacts whose segments this transaction evaluates itself, so the
 # hook does not also mark them due.
@@ -172,7 +172,7 @@ def lock_many(session: Session, contact_ids: Collection[int]) -> dict[int, Segme
 
 
 def _locked(session: Session, ids: list[int]) -> dict[int, SegmentCheck]:
-    query = select(SegmentCheck).where(SegmentCheck.contact_id.in_(ids))
+    query = select(SegmentCheck).where(one_of(session, SegmentCheck.contact_id, ids))
     query = query.order_by(SegmentCheck.contact_id).with_for_update()
     rows = session.scalars(query.execution_options(populate_existing=True))
     return {row.contact_id: row for row in rows}
