@@ -324,12 +324,14 @@ class Journeys:
             return
         session = self.session
         self.write()  # the evaluation reads the database: it must hold every move so far
-        _forget_enrollments(session, contact_id)  # (ORM copies older than what was written)
         contact = self.contacts[contact_id]
-        segment_membership.on_event(session, contact, fact.event(), self.now, pending, self.funnels)
-        session.flush()
-        # A join may have entered, moved or exited funnels: read the journeys again.
-        self.journeys.update(_read(session, {contact_id}))
+        event = fact.event()
+        if segment_membership.on_event(session, contact, event, self.now, pending, self.funnels):
+            # Joins moved funnels (through the ORM): read the journeys back, and let
+            # the ORM forget its copies, which this batch's own writes would outdate.
+            session.flush()
+            _forget_enrollments(session, contact_id)
+            self.journeys.update(_read(session, {contact_id}))
 
     def write(self) -> None:
         """Write everything held so far, a statement per table, in an order the
@@ -371,8 +373,8 @@ def _read(session: Session, contact_ids: Collection[int]) -> dict[int, list[Jour
 
 
 def _forget_enrollments(session: Session, contact_id: int) -> None:
-    """Expire the contact's Enrollment objects in the session, which the batch's own
-    writes have made stale, so that the ORM reads them again."""
+    """Expire the contact's Enrollment objects in the session, so that the ORM reads
+    them again when it next needs them (after the batch's writes)."""
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Enrollment) and obj.contact_id == contact_id:
             session.expire(obj)

@@ -57,6 +57,7 @@ class _Run:
     ) -> None:  # fmt: skip
         self.session, self.contact, self.live = session, contact, live
         self.funnels = funnels
+        self.moved = False  # did a join enroll, move or exit the contact in a funnel?
         if members is None:
             query = select(SegmentMember).where(SegmentMember.contact_id == contact.id)
             members = list(session.scalars(query))
@@ -109,6 +110,7 @@ class _Run:
         heard = [key for key in joined if key in _listened(self.funnels)]
         for key in heard:
             ingest.apply_segment(self.session, self.contact, key, at, self.funnels)
+        self.moved = self.moved or bool(heard)
         return bool(heard)
 
 
@@ -139,13 +141,15 @@ def begin(session: Session, contact: Contact, *, new: bool = False) -> Pending |
 def on_event(
     session: Session, contact: Contact, event: Event, now: datetime, pending: Pending,
     funnels: list[LiveFunnel] | None = None,
-) -> None:  # fmt: skip
-    """Bring the contact's memberships up to date after one of their events."""
+) -> bool:  # fmt: skip
+    """Bring the contact's memberships up to date after one of their events; True if
+    a join made a funnel enroll, move or exit them (their enrollments changed)."""
     if not needs_evaluation(pending, event.type, now):
-        return  # nothing this event could change
+        return False  # nothing this event could change
     members: list[SegmentMember] | None = [] if pending.new else None
     run = _Run(session, contact, pending.live, funnels, members)
     _bring_up_to_date(run, pending.check, now, final=("event", event.id))
+    return run.moved
 
 
 def needs_evaluation(pending: Pending, event_type: str, now: datetime) -> bool:
