@@ -364,10 +364,13 @@ def _views(session: Session, contact_ids: Collection[int]) -> dict[int, dict[str
 
 
 def _read(session: Session, contact_ids: Collection[int]) -> dict[int, list[Journey]]:
-    """The enrollments of these contacts (every one: the exited say who may re-enter)."""
+    """The enrollments of these contacts (every one: the exited say who may re-enter),
+    locked (PostgreSQL) until the batch commits: the worker claims due timeouts
+    with SKIP LOCKED, so it cannot move one of them on meanwhile, only for this
+    batch to write its older copy over the move. In id order, as every batch locks."""
     found: dict[int, list[Journey]] = {contact_id: [] for contact_id in contact_ids}
     query = select(_TABLE).where(one_of(session, _TABLE.c.contact_id, contact_ids))
-    for row in session.execute(query):
+    for row in session.execute(query.order_by(_TABLE.c.id).with_for_update()):
         found[row.contact_id].append(Journey(*row))  # (the columns, in the table's order)
     return found
 
