@@ -170,72 +170,65 @@ def ingest_both(sessions, batches: list[tuple[datetime, list[dict[str, Any]]]]) 
 # --- Comparing the halves ---------------------------------------------------------------
 
 
-def snapshot(sessions, prefix: str) -> dict[str, Any]:
+class _Names:
+    """What the ids of one half's rows name, so that the halves can be compared."""
+
+    def __init__(self, s, prefix: str) -> None:
+        contacts = s.scalars(select(Contact).where(Contact.email.startswith(prefix)))
+        self.who = {c.id: c.email[len(prefix) :] for c in contacts}
+        self.events = {e.id: e for e in s.scalars(select(Event)) if e.contact_id in self.who}
+        rows = s.scalars(select(Enrollment))
+        self.enrollments = {e.id: e for e in rows if e.contact_id in self.who}
+        self.funnels = {i: key for i, key in s.execute(select(Funnel.id, Funnel.key))}
+        self.segments = {i: key for i, key in s.execute(select(Segment.id, Segment.key))}
+
+    def event(self, event_id: int | None) -> Any:
+        if event_id is None:
+            return None
+        e = self.events[event_id]
+        return (e.type, e.occurred_at, e.client_id, json.dumps(e.properties))
+
+    def journey(self, enrollment_id: int) -> Any:
+        e = self.enrollments[enrollment_id]
+        return (self.who[e.contact_id], self.funnels[e.funnel_id], e.enrolled_at)
+
+    def mine(self, s, model: Any) -> list[Any]:
+        return [row for row in s.scalars(select(model)) if row.contact_id in self.who]
+
+
+def snapshot(sessions, prefix: str) -> dict[str, list[Any]]:
     """Everything ingestion wrote for the contacts `prefix`*, ids replaced by what they
     name, in a canonical order."""
     with sessions() as s:
-        who = {c.id: c.email[len(prefix) :] for c in s.scalars(select(Contact))
-               if c.email.startswith(prefix)}  # fmt: skip
-        events = {e.id: e for e in s.scalars(select(Event)) if e.contact_id in who}
-        names = _names(s)
-
-        def ev(event_id: int | None) -> Any:
-            event = events.get(event_id) if event_id is not None else None
-            if event is None:
-                return event_id is not None
-            return (event.type, event.occurred_at, event.client_id, json.dumps(event.properties))
-
-        enrollments = {e.id: e for e in s.scalars(select(Enrollment)) if e.contact_id in who}
-
-        def journey(enrollment_id: int) -> Any:
-            e = enrollments[enrollment_id]
-            return (who[e.contact_id], names["funnels"][e.funnel_id], e.enrolled_at)
-
+        n = _Names(s, prefix)
         return {
-            "events": canonical((who[e.contact_id], ev(e.id), e.received_at, e.source)
-                             for e in events.values()),
-            "enrollments": canonical(
-                (journey(e.id), e.status, e.stage_key, e.visit, e.stage_entered_at,
-                 e.timeout_at, e.exited_at, e.exit_label, ev(e.stage_event_id))
-                for e in enrollments.values()
-            ),
-            "moves": canonical(
-                (journey(m.enrollment_id), m.at, m.from_stage, m.to_stage, m.reason, m.label,
-                 ev(m.event_id))
-                for m in s.scalars(select(StageMove)) if m.contact_id in who
-            ),
-            "messages": canonical(
-                (journey(m.enrollment_id), m.stage_key, m.visit, m.step, m.template, m.status,
-                 m.reason, m.due_at, m.created_at, ev(m.event_id), m.priority)
-                for m in s.scalars(select(Message)) if m.contact_id in who
-            ),
-            "members": canonical((who[m.contact_id], names["segments"][m.segment_id], m.since)
-                              for m in s.scalars(select(SegmentMember)) if m.contact_id in who),
-            "changes": canonical(
-                (who[c.contact_id], names["segments"][c.segment_id], c.at, c.change, c.reason,
-                 ev(c.event_id))
-                for c in s.scalars(select(SegmentChange)) if c.contact_id in who
-            ),
-            "checks": canonical((who[c.contact_id], c.due_at, c.reason, c.checked_at)
-                             for c in s.scalars(select(SegmentCheck)) if c.contact_id in who),
+            "events": [(n.who[e.contact_id], n.event(e.id), e.received_at, e.source)
+                       for e in n.events.values()],
+            "enrollments": [(n.journey(e.id), e.status, e.stage_key, e.visit,
+                             e.stage_entered_at, e.timeout_at, e.exited_at, e.exit_label,
+                             n.event(e.stage_event_id)) for e in n.enrollments.values()],
+            "moves": [(n.journey(m.enrollment_id), m.at, m.from_stage, m.to_stage, m.reason,
+                       m.label, n.event(m.event_id)) for m in n.mine(s, StageMove)],
+            "messages": [(n.journey(m.enrollment_id), m.stage_key, m.visit, m.step, m.template,
+                          m.status, m.reason, m.due_at, m.created_at, n.event(m.event_id),
+                          m.priority) for m in n.mine(s, Message)],
+            "members": [(n.who[m.contact_id], n.segments[m.segment_id], m.since)
+                        for m in n.mine(s, SegmentMember)],
+            "changes": [(n.who[c.contact_id], n.segments[c.segment_id], c.at, c.change,
+                         c.reason, n.event(c.event_id)) for c in n.mine(s, SegmentChange)],
+            "checks": [(n.who[c.contact_id], c.due_at, c.reason, c.checked_at)
+                       for c in n.mine(s, SegmentCheck)],
         }  # fmt: skip
 
 
-def canonical(rows: Any) -> list[Any]:
+def canonical(rows: list[Any]) -> list[Any]:
     return sorted(rows, key=repr)  # (repr: rows hold None beside values)
 
 
-def _names(s) -> dict[str, dict[int, str]]:
-    return {
-        "funnels": {i: key for i, key in s.execute(select(Funnel.id, Funnel.key))},
-        "segments": {i: key for i, key in s.execute(select(Segment.id, Segment.key))},
-    }
-
-
-def assert_same(sessions) -> dict[str, Any]:
+def assert_same(sessions) -> dict[str, list[Any]]:
     one, batched = snapshot(sessions, "a"), snapshot(sessions, "b")
     for part in one:
-        assert batched[part] == one[part], part
+        assert canonical(batched[part]) == canonical(one[part]), part
     return one
 
 
