@@ -345,6 +345,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: per database)")
     parser.add_argument("--clients", type=int, help="clients at once (default: per database)")
     options = parser.parse_args()
+    # Other work on the machine takes its share of the cores: say how busy it was.
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
     with tempfile.TemporaryDirectory(prefix="nurture-bench-") as tmp, postgresql_database() as pg:
         env = {
             **os.environ,
