@@ -184,6 +184,8 @@ class Enrollment(Base):
             "ix_enrollments_timeout", "timeout_at", sqlite_where=_timeout, postgresql_where=_timeout
         ),
         Index("ix_enrollments_funnel_stage", "funnel_id", "status", "stage_key"),
+        # A contact's journeys, whatever their status (ingest, the contacts API, segments).
+        Index("ix_enrollments_contact", "contact_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -35,6 +35,7 @@ from app.delivery.transport import SmtpSettings, SmtpTransport  # noqa: E402
 from app.engine.caps import parse_caps  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.models import Message  # noqa: E402
+from app.process import tune_gc  # noqa: E402
 from app.settings import EngineSettings  # noqa: E402
 from app.worker import tick  # noqa: E402
 from bench._population import enrolled, publish_example  # noqa: E402
@@ -110,6 +111,7 @@ def engine_rate(url: str, sink: SinkProcess, n: int) -> tuple[float, float]:
 
 
 def main() -> None:
+    tune_gc()  # as wsgi.py does in every web and worker process
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--databases", default="sqlite,postgresql")

@@ -29,6 +29,7 @@ from app.delivery.render import Templates  # noqa: E402
 from app.delivery.transport import MemoryTransport  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.models import Message, MessageAttempt  # noqa: E402
+from app.process import tune_gc  # noqa: E402
 from app.settings import EngineSettings  # noqa: E402
 from app.worker import tick  # noqa: E402
 from bench._population import enrolled, publish_example  # noqa: E402
@@ -79,6 +80,7 @@ def one_tick(url: str, due: int) -> float:
 
 
 def main() -> None:
+    tune_gc()  # as wsgi.py does in every web and worker process
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--populations", default="10000,1000000")
     parser.add_argument("--due", type=int, default=1000)
