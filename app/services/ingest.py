@@ -111,11 +111,7 @@ def apply_event(
 ) -> None:
     """Enroll, move and exit `contact` in every live funnel, higher priority first."""
     view = contacts_svc.render_view(contact)
-    enrollments = session.scalars(
-        select(Enrollment).where(Enrollment.contact_id == contact.id)
-    ).all()
-    active = {e.funnel_id: e for e in enrollments if e.status == "active"}
-    seen = {e.funnel_id for e in enrollments}
+    active, seen = _enrollments(session, contact.id)
     entering: list[tuple[Enrollment, FunnelDef]] = []
     for live in funnels if funnels is not None else live_funnels(session):
         enrollment = active.get(live.funnel_id)
@@ -136,10 +132,21 @@ def may_enter(
 ) -> bool:
     """Does this event enroll the contact (not active in the funnel; `seen`: the
     funnels they were ever enrolled in)? Once per funnel, unless `reentry`."""
-    funnel = live.definition
-    return machine.entry_matches(funnel, event_type, properties, view) and (
-        funnel.reentry or live.funnel_id not in seen
-    )
+    matches = machine.entry_matches(live.definition, event_type, properties, view)
+    return matches and _may_enroll_again(live, seen)
+
+
+def _may_enroll_again(live: LiveFunnel, seen: Collection[int]) -> bool:
+    """Once per funnel, unless `reentry` (`seen`: the funnels ever enrolled in)."""
+    return live.definition.reentry or live.funnel_id not in seen
+
+
+def _enrollments(session: Session, contact_id: int) -> tuple[dict[int, Enrollment], set[int]]:
+    """The contact's active enrollments by funnel, and the funnels ever enrolled in."""
+    query = select(Enrollment).where(Enrollment.contact_id == contact_id)
+    enrollments = session.scalars(query).all()
+    active = {e.funnel_id: e for e in enrollments if e.status == "active"}
+    return active, {e.funnel_id for e in enrollments}
 
 
 def _enter(
@@ -193,18 +200,13 @@ def apply_segment(
     """What joining `segment` at `at` does in every live funnel, by the same rules as an
     event: enroll where the entry names the segment (once, unless `reentry`; one
     active enrollment per funnel), move on `if: {segment: ...}`, exit on its goals."""
-    query = select(Enrollment).where(Enrollment.contact_id == contact.id)
-    enrollments = session.scalars(query).all()
-    active = {e.funnel_id: e for e in enrollments if e.status == "active"}
-    seen = {e.funnel_id for e in enrollments}
+    active, seen = _enrollments(session, contact.id)
     entering: list[tuple[Enrollment, FunnelDef]] = []
     for live in funnels if funnels is not None else live_funnels(session):
         enrollment = active.get(live.funnel_id)
         if enrollment is not None:
             _advance_on_segment(session, enrollment, segment, at)
-        elif machine.entry_on_segment(live.definition, segment) and (
-            live.definition.reentry or live.funnel_id not in seen
-        ):
+        elif machine.entry_on_segment(live.definition, segment) and _may_enroll_again(live, seen):
             entering.append((new_enrollment(contact.id, live, at, None), live.definition))
     _enter(session, entering, at, None)
 
@@ -212,36 +214,40 @@ def apply_segment(
 def _advance_on_segment(
     session: Session, enrollment: Enrollment, segment: str, at: datetime
 ) -> None:
-    """As `_advance`: a join before the enrollment began does nothing, and one before
-    the contact reached the current stage moves nothing."""
+    """As `_advance`, for joining `segment` at `at`: a join before the enrollment
+    began does nothing (and one before the current stage moves nothing: `_timed`)."""
     if at < enrollment.enrolled_at:
         return
     funnel = version_definition(session, enrollment.version_id)
     step = machine.on_segment(funnel, enrollment.stage_key, segment)
-    if isinstance(step, machine.ExitGoal):
-        exit_enrollment(session, enrollment, step.label, max(at, enrollment.stage_entered_at))
-    elif isinstance(step, machine.Move) and at >= enrollment.stage_entered_at:
-        enter_stage(session, enrollment, funnel, step.to, at, reason="segment")
+    _take(session, enrollment, funnel, _timed(enrollment, step, at), "segment", None)
 
 
 def _advance(
     session: Session, enrollment: Enrollment, event: Event, view: Mapping[str, Any], now: datetime
 ) -> None:
-    """Apply an event to an active enrollment.
-
-    Exit goals count for any event since enrollment (a late conversion still
-    converts); a transition counts only for an event that happened while the
-    contact was in the current stage, so a late event cannot skip a stage.
-    """
+    """Apply an event to an active enrollment (as of when: `_timed`)."""
     funnel = version_definition(session, enrollment.version_id)
     found = event_step(funnel, enrollment, event.type, event.properties, event.occurred_at, view)
+    _take(session, enrollment, funnel, found, "event", event)
+
+
+def _take(
+    session: Session,
+    enrollment: Enrollment,
+    funnel: FunnelDef,
+    found: tuple[machine.Step, datetime] | None,
+    reason: str,
+    event: Event | None,
+) -> None:
+    """Exit or move the enrollment as `found` says (None: nothing)."""
     if found is None:
         return
     step, at = found
     if isinstance(step, machine.ExitGoal):
         exit_enrollment(session, enrollment, step.label, at, event=event)
     else:
-        enter_stage(session, enrollment, funnel, step.to, at, reason="event", event=event)
+        enter_stage(session, enrollment, funnel, step.to, at, reason=reason, event=event)
 
 
 def event_step(
@@ -256,10 +262,20 @@ def event_step(
     if occurred_at < enrollment.enrolled_at:
         return None
     step = machine.on_event(funnel, enrollment.stage_key, event_type, properties, view)
+    return _timed(enrollment, step, occurred_at)
+
+
+def _timed(
+    enrollment: EnrollmentState, step: machine.Step | None, at: datetime
+) -> tuple[machine.Step, datetime] | None:
+    """A step taken by something that happened at `at` (since the enrollment began),
+    and as of when; None: nothing. Exit goals count for anything since enrollment (a
+    late conversion still converts); a transition counts only for what happened while
+    the contact was in the current stage, so a late event cannot skip a stage."""
     if isinstance(step, machine.ExitGoal):
-        return step, max(occurred_at, enrollment.stage_entered_at)
-    if isinstance(step, machine.Move) and occurred_at >= enrollment.stage_entered_at:
-        return step, occurred_at
+        return step, max(at, enrollment.stage_entered_at)
+    if isinstance(step, machine.Move) and at >= enrollment.stage_entered_at:
+        return step, at
     return None
 
 

@@ -107,7 +107,8 @@ class _Run:
         live funnels are asked: a segment that no live version names moves nothing)."""
         if self.funnels is None:
             self.funnels = live_funnels(self.session)
-        heard = [key for key in joined if key in _listened(self.funnels)]
+        listened = _listened(self.funnels)
+        heard = [key for key in joined if key in listened]
         for key in heard:
             ingest.apply_segment(self.session, self.contact, key, at, self.funnels)
         self.moved = self.moved or bool(heard)
@@ -167,9 +168,7 @@ def lock_many(session: Session, contact_ids: Collection[int]) -> dict[int, Segme
     found = _locked(session, ids)
     missing = [contact_id for contact_id in ids if contact_id not in found]
     if missing:
-        rows = [
-            {"contact_id": c, "due_at": None, "reason": None, "checked_at": None} for c in missing
-        ]
+        rows = [_unchecked(contact_id) for contact_id in missing]
         insert_many(session, SegmentCheck, rows, conflict=["contact_id"])
         found.update(_locked(session, missing))  # ours, and any a concurrent twin inserted
     return found
@@ -187,12 +186,16 @@ def _lock(session: Session, contact_id: int, new: bool = False) -> SegmentCheck:
     process, the tick in a worker) happen one after the other, never interleaved."""
     check = None if new else session.get(SegmentCheck, contact_id, with_for_update=True)
     if check is None:
-        values = {"contact_id": contact_id, "due_at": None, "reason": None, "checked_at": None}
-        check = insert_ignore(session, SegmentCheck, values, ["contact_id"])
+        check = insert_ignore(session, SegmentCheck, _unchecked(contact_id), ["contact_id"])
     if check is None:  # a concurrent twin inserted it first
         check = session.get(SegmentCheck, contact_id, with_for_update=True, populate_existing=True)
     assert check is not None
     return check
+
+
+def _unchecked(contact_id: int) -> dict[str, Any]:
+    """The check row of a contact never evaluated."""
+    return {"contact_id": contact_id, "due_at": None, "reason": None, "checked_at": None}
 
 
 def _bring_up_to_date(
