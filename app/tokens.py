@@ -25,10 +25,16 @@ class TokenData:
     extra: str | None = None  # a topic (confirm) or a URL (link)
 
 
+def _salt(kind: str) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"unknown token kind {kind!r}")
+    return f"nurture.{kind}"
+
+
 @lru_cache(maxsize=64)
 def _signing_key(kind: str, secret_key: str) -> bytes:
     """The key itsdangerous derives for this salt (its default, "django-concat")."""
-    return hashlib.sha1(f"nurture.{kind}".encode() + b"signer" + secret_key.encode()).digest()
+    return hashlib.sha1(_salt(kind).encode() + b"signer" + secret_key.encode()).digest()
 
 
 def _sign(kind: str, secret_key: str, payload: list[object]) -> str:
@@ -45,17 +51,10 @@ def _b64(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
-def _serializer(kind: str, secret_key: str, fallbacks: list[str]) -> URLSafeSerializer:
-    if kind not in KINDS:
-        raise ValueError(f"unknown token kind {kind!r}")
-    return _cached_serializer(kind, secret_key, tuple(fallbacks))
-
-
 @lru_cache(maxsize=64)
-def _cached_serializer(kind: str, secret_key: str, fallbacks: tuple[str, ...]) -> URLSafeSerializer:
+def _serializer(kind: str, secret_key: str, fallbacks: tuple[str, ...]) -> URLSafeSerializer:
     # itsdangerous signs with the last key and verifies with any of them.
-    keys = [*fallbacks, secret_key]
-    return URLSafeSerializer(keys, salt=f"nurture.{kind}")
+    return URLSafeSerializer([*fallbacks, secret_key], salt=_salt(kind))
 
 
 def make(
@@ -64,10 +63,8 @@ def make(
     contact_id: int,
     message_id: int | None = None,
     extra: str | None = None,
-    fallbacks: list[str] | None = None,
 ) -> str:
-    if kind not in KINDS:
-        raise ValueError(f"unknown token kind {kind!r}")
+    """A token signed with `secret_key` (fallback keys only ever verify)."""
     payload: list[object] = [contact_id, message_id]
     if extra is not None:
         payload.append(extra)
@@ -79,7 +76,7 @@ def read(
 ) -> TokenData | None:
     """The token's data, or None if it is forged, truncated or of another kind."""
     try:
-        payload = _serializer(kind, secret_key, fallbacks or []).loads(token)
+        payload = _serializer(kind, secret_key, tuple(fallbacks or ())).loads(token)
     except BadData:
         return None
     if (

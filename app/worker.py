@@ -98,7 +98,8 @@ def tick(
                 in_flight = None
             if outgoing is None:
                 break
-            in_flight = (outgoing, pipeline.submit(_deliver, transport, outgoing))
+            emails = [out.email for out in outgoing]
+            in_flight = (outgoing, pipeline.submit(transport.send_all, emails))
     finally:
         try:
             if in_flight is not None:  # the claim of the next batch failed: settle this one
@@ -296,10 +297,10 @@ def _compose(
     now: datetime,
     settings: EngineSettings,
 ) -> Email:
-    key, fallbacks = settings.secret_key, settings.secret_key_fallbacks
+    key = settings.secret_key
 
     def link(kind: str, path: str) -> str:
-        token = tokens.make(kind, key, contact.id, message.id, fallbacks=fallbacks)
+        token = tokens.make(kind, key, contact.id, message.id)
         return f"{settings.public_url}/{path}/{token}"
 
     unsubscribe, preferences = link("unsubscribe", "u"), link("preferences", "p")
@@ -323,7 +324,6 @@ def _compose(
             secret_key=key,
             contact_id=contact.id,
             message_id=message.id,
-            fallbacks=fallbacks,
         )
     return compose(
         rendered,
@@ -333,10 +333,6 @@ def _compose(
         unsubscribe_url=unsubscribe,
         now=now,
     )
-
-
-def _deliver(transport: Transport, outgoing: list[_Outgoing]) -> list[TransportError | None]:
-    return transport.send_all([out.email for out in outgoing])
 
 
 def _record(

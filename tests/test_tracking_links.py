@@ -160,7 +160,6 @@ def test_it_signs_with_the_current_key_so_links_survive_a_rotation():
         secret_key="new",
         contact_id=1,
         message_id=2,
-        fallbacks=["old"],
     )
     [link] = re.findall(rf'href="{PUBLIC}/l/([^"]+)"', out.html)
     assert tokens.read("link", link, "new") is not None

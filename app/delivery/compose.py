@@ -55,9 +55,15 @@ def message_id(message_db_id: int, mail_from: str) -> str:
     return f"<nurture.{message_db_id}@{sender_domain(mail_from)}>"
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=64)  # MAIL_FROM is one setting: parsed once, not per email
+def _sender(mail_from: str) -> tuple[str, str]:
+    """The From header (display name encoded when not ASCII) and the bare address."""
+    name, addr = parseaddr(mail_from)
+    return (formataddr((name, addr), charset="utf-8") if name else addr), addr
+
+
 def sender_domain(mail_from: str) -> str:
-    return parseaddr(mail_from)[1].rpartition("@")[2] or "nurture.invalid"
+    return _sender(mail_from)[1].rpartition("@")[2] or "nurture.invalid"
 
 
 def _header(name: str, value: str) -> str:
@@ -66,13 +72,6 @@ def _header(name: str, value: str) -> str:
         return f"{name}: {value}"
     charset = "us-ascii" if value.isascii() else "utf-8"
     return f"{name}: " + Header(value, charset, header_name=name).encode(linesep=CRLF)
-
-
-@lru_cache(maxsize=64)
-def _address(value: str) -> str:
-    """`Name <addr>` with only the display name encoded when it is not ASCII."""
-    name, addr = parseaddr(value)
-    return formataddr((name, addr), charset="utf-8") if name else addr
 
 
 def _part(subtype: str, body: str) -> str:
@@ -97,7 +96,7 @@ def compose(
     the RFC 8058 one-click header."""
     # "=_" cannot occur in base64 text, so the boundary cannot collide with a part.
     boundary = f"=_nurture_{secrets.token_hex(12)}"
-    sender = _address(mail_from)
+    sender, envelope = _sender(mail_from)
     headers = [
         f'Content-Type: multipart/alternative;{CRLF} boundary="{boundary}"',
         "MIME-Version: 1.0",
@@ -121,9 +120,4 @@ def compose(
     text = CRLF.join(headers) + CRLF + CRLF
     text += f"--{boundary}{CRLF}{_part('plain', rendered.text)}"
     text += f"--{boundary}{CRLF}{_part('html', html)}--{boundary}--{CRLF}"
-    return Email(mail_from=_envelope(mail_from), to=to, raw=text.encode("utf-8"))
-
-
-@lru_cache(maxsize=64)
-def _envelope(mail_from: str) -> str:
-    return parseaddr(mail_from)[1]
+    return Email(mail_from=envelope, to=to, raw=text.encode("utf-8"))

@@ -57,6 +57,7 @@ PIXEL = (
 )
 
 
+@lru_cache(maxsize=4096)  # a template's links are the same in every email it renders
 def safe_target(url: str) -> bool:
     """May a tracked link lead here? Absolute http(s) URLs with a host only; never
     `javascript:`, `data:` or anything with control characters or spaces."""
@@ -73,12 +74,7 @@ def trackable(url: str, public_url: str) -> bool:
     """Should this link be wrapped: a safe target that is not one of our own links."""
     base = public_url.rstrip("/")
     if any(url.startswith(base + path) for path in OWN_PATHS):
-        return False  # (per recipient, so checked before the cache below)
-    return _safe_target_cached(url)
-
-
-@lru_cache(maxsize=4096)  # a template's links are the same in every email it renders
-def _safe_target_cached(url: str) -> bool:
+        return False  # (per recipient: checked before the cached safety check)
     return safe_target(url)
 
 
@@ -135,7 +131,6 @@ def instrument(
     secret_key: str,
     contact_id: int,
     message_id: int,
-    fallbacks: list[str] | None = None,
 ) -> Rendered:
     """The email with its links wrapped in signed redirects and an open pixel added."""
     base = public_url.rstrip("/")
@@ -143,9 +138,9 @@ def instrument(
     def wrap(url: str) -> str | None:
         if not trackable(url, base):
             return None
-        token = tokens.make("link", secret_key, contact_id, message_id, url, fallbacks)
+        token = tokens.make("link", secret_key, contact_id, message_id, url)
         return f"{base}/l/{token}"
 
     body = rewrite_links(rendered.html, wrap)
-    pixel = tokens.make("open", secret_key, contact_id, message_id, fallbacks=fallbacks)
+    pixel = tokens.make("open", secret_key, contact_id, message_id)
     return replace(rendered, html=add_pixel(body, f"{base}/o/{pixel}"))

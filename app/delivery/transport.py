@@ -103,9 +103,6 @@ class _Session:
                 f"connection lost: {exc or type(exc).__name__}", permanent=False
             ) from None
 
-    def send_each(self, emails: Sequence[Email]) -> list[Outcome]:
-        return send_each(self.send, emails)
-
     def _reset(self) -> None:
         """After a refused message the session may continue, if RSET works."""
         if self._conn is None:
@@ -144,11 +141,12 @@ class SmtpTransport:
         threads (the GIL is released while a thread waits on its socket)."""
         lanes = min(len(self._sessions), len(emails))
         if lanes <= 1:
-            return self._sessions[0].send_each(emails)
+            return send_each(self._sessions[0].send, emails)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(len(self._sessions), "smtp")
         futures = [
-            self._pool.submit(self._sessions[k].send_each, emails[k::lanes]) for k in range(lanes)
+            self._pool.submit(send_each, self._sessions[k].send, emails[k::lanes])
+            for k in range(lanes)
         ]
         per_lane = [f.result() for f in futures]
         return [per_lane[i % lanes][i // lanes] for i in range(len(emails))]

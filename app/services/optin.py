@@ -70,14 +70,7 @@ def confirm(
 
 
 def confirm_url(settings: EngineSettings, contact_id: int, topic: str) -> str:
-    token = tokens.make(
-        "confirm",
-        settings.secret_key,
-        contact_id,
-        None,
-        extra=topic,
-        fallbacks=settings.secret_key_fallbacks,
-    )
+    token = tokens.make("confirm", settings.secret_key, contact_id, None, extra=topic)
     return f"{settings.public_url}/c/{token}"
 
 

@@ -72,10 +72,8 @@ class _Link:
         )
 
     def preferences_token(self) -> str:
-        key, fallbacks = _keys()
-        return tokens.make(
-            "preferences", key, self.data.contact_id, self.data.message_id, fallbacks=fallbacks
-        )
+        key, _ = _keys()
+        return tokens.make("preferences", key, self.data.contact_id, self.data.message_id)
 
 
 # -- unsubscribe ------------------------------------------------------------------
