@@ -9,12 +9,23 @@ from pathlib import Path
 
 from sqlalchemy import Engine, insert
 
-from app.db import make_session_factory
+from app.db import make_engine, make_session_factory
+from app.migrate import upgrade
 from app.models import Contact, Enrollment, Message, Subscription
 from app.services.funnels import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 CHUNK = 20_000
+
+
+def all_due(url: str, n: int, now: datetime) -> None:
+    """A migrated database at `url` with the example funnel and n contacts, each with
+    its welcome email due at `now`."""
+    upgrade(url)
+    engine = make_engine(url)
+    funnel = publish_example(engine, now - timedelta(days=3))
+    enrolled(engine, n, funnel, now, template="ebook-welcome", step=0, due_at=lambda _: now)
+    engine.dispose()
 
 
 def publish_example(engine: Engine, at: datetime) -> tuple[int, int]:

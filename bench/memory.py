@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,22 +26,13 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import func, select  # noqa: E402
 
 from app.db import make_engine  # noqa: E402
-from app.migrate import upgrade  # noqa: E402
 from app.models import Message  # noqa: E402
-from bench._population import enrolled, publish_example  # noqa: E402
+from bench._population import all_due  # noqa: E402
 from bench._sink import SinkProcess  # noqa: E402
 from tests.support.workers import worker_env  # noqa: E402
 
 NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)  # a Tuesday, inside the send window
 LIMIT_MB = 300
-
-
-def build(url: str, n: int) -> None:
-    upgrade(url)
-    engine = make_engine(url)
-    funnel = publish_example(engine, NOW - timedelta(days=3))
-    enrolled(engine, n, funnel, NOW, template="ebook-welcome", step=0, due_at=lambda _: NOW)
-    engine.dispose()
 
 
 def run_worker(url: str, sink: SinkProcess, n: int) -> tuple[float, float]:
@@ -76,7 +67,7 @@ def main() -> None:
         peaks = {}
         for n in (args.baseline, args.messages):
             url = f"sqlite:///{tmp}/memory-{n}.db"
-            build(url, n)
+            all_due(url, n, NOW)
             peaks[n], elapsed = run_worker(url, sink, n)
             print(
                 f"memory.worker emails={n} peak_rss_mb={peaks[n]:.0f} seconds={elapsed:.1f} "

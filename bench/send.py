@@ -33,12 +33,11 @@ from app.delivery.compose import compose  # noqa: E402
 from app.delivery.render import Templates, sample_context  # noqa: E402
 from app.delivery.transport import SmtpSettings, SmtpTransport  # noqa: E402
 from app.engine.caps import parse_caps  # noqa: E402
-from app.migrate import upgrade  # noqa: E402
 from app.models import Message  # noqa: E402
 from app.process import tune_gc  # noqa: E402
 from app.settings import EngineSettings  # noqa: E402
 from app.worker import tick  # noqa: E402
-from bench._population import enrolled, publish_example  # noqa: E402
+from bench._population import all_due  # noqa: E402
 from bench._sink import SinkProcess  # noqa: E402
 from tests.support.pg import drop_database, fresh_database, pg_url  # noqa: E402
 
@@ -92,10 +91,8 @@ def engine_rate(url: str, sink: SinkProcess, n: int) -> tuple[float, float]:
     """Emails/s of one timed tick that sends `n` due messages through the sink, and the
     worker's CPU time per email in ms (this process's, so the sink's is not in it;
     PostgreSQL's is not either)."""
-    upgrade(url)
+    all_due(url, n, NOW)
     engine = make_engine(url)
-    funnel = publish_example(engine, NOW - timedelta(days=3))
-    enrolled(engine, n, funnel, NOW, template=TEMPLATE, step=0, due_at=lambda _: NOW)
     sessions = make_session_factory(engine)
     config = settings(sink)
     tick(sessions, NOW - timedelta(days=2), SmtpTransport(config.smtp), config, worker="warm")

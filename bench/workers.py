@@ -28,20 +28,13 @@ from sqlalchemy import func, select  # noqa: E402
 from app.db import make_engine  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.models import Message  # noqa: E402
-from bench._population import enrolled, publish_example  # noqa: E402
+from bench._population import all_due  # noqa: E402
 from bench._sink import SinkProcess  # noqa: E402
 from bench.send import CONNECTIONS, ceiling  # noqa: E402
 from tests.support.pg import drop_database, fresh_database, pg_url  # noqa: E402
 from tests.support.workers import WorkerPool, worker_env  # noqa: E402
 
 NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
-
-
-def populate(url: str, n: int) -> None:
-    engine = make_engine(url)
-    funnel = publish_example(engine, NOW - timedelta(days=3))
-    enrolled(engine, n, funnel, NOW, template="ebook-welcome", step=0, due_at=lambda _: NOW)
-    engine.dispose()
 
 
 def env_for(url: str, sink: SinkProcess) -> dict[str, str]:
@@ -56,7 +49,7 @@ def run_workers(server: str, sink: SinkProcess, n: int, workers: int) -> float:
         with tempfile.TemporaryDirectory() as tmp:
             with WorkerPool(Path(tmp), env_for(url, sink), workers) as pool:
                 pool.step(NOW - timedelta(days=1))  # processes up and warm, nothing due yet
-                populate(url, n)
+                all_due(url, n, NOW)
                 begun = time.perf_counter()
                 pool.step(NOW)
                 elapsed = time.perf_counter() - begun
