@@ -149,7 +149,18 @@ class Funnel(Base):
     )
 
 
-class FunnelVersion(Base):
+class _Versioned:
+    """The columns of an immutable, numbered version of a definition (funnel, segment)."""
+
+    number: Mapped[int]
+    source: Mapped[str] = mapped_column(Text)
+    definition: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    published_at: Mapped[datetime | None]
+    created_by: Mapped[str | None] = mapped_column(String(320))
+
+
+class FunnelVersion(_Versioned, Base):
     """An immutable, validated definition; `definition` is the canonical JSON."""
 
     __tablename__ = "funnel_versions"
@@ -157,12 +168,6 @@ class FunnelVersion(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     funnel_id: Mapped[int] = mapped_column(ForeignKey("funnels.id", ondelete="CASCADE"))
-    number: Mapped[int]
-    source: Mapped[str] = mapped_column(Text)
-    definition: Mapped[dict[str, Any]]
-    created_at: Mapped[datetime]
-    published_at: Mapped[datetime | None]
-    created_by: Mapped[str | None] = mapped_column(String(320))
 
 
 class Enrollment(Base):
@@ -425,7 +430,7 @@ class Segment(Base):
     )
 
 
-class SegmentVersion(Base):
+class SegmentVersion(_Versioned, Base):
     """An immutable, validated segment definition (`definition`: its canonical JSON)."""
 
     __tablename__ = "segment_versions"
@@ -433,12 +438,6 @@ class SegmentVersion(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
-    number: Mapped[int]
-    source: Mapped[str] = mapped_column(Text)
-    definition: Mapped[dict[str, Any]]
-    created_at: Mapped[datetime]
-    published_at: Mapped[datetime | None]
-    created_by: Mapped[str | None] = mapped_column(String(320))
 
 
 class SegmentMember(Base):
