@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from app.engine.definition import Problem, validate_text
@@ -112,6 +112,23 @@ def _missing_segment(source: str, key: str) -> Problem:
     )
 
 
+def versions(session: Session, funnel: Funnel) -> list[FunnelVersion]:
+    """A funnel's versions, newest first."""
+    return list(session.scalars(_newest_first(funnel)))
+
+
+def latest_version(session: Session, funnel: Funnel) -> FunnelVersion | None:
+    return session.scalar(_newest_first(funnel).limit(1))
+
+
+def _newest_first(funnel: Funnel) -> Select[tuple[FunnelVersion]]:
+    return (
+        select(FunnelVersion)
+        .where(FunnelVersion.funnel_id == funnel.id)
+        .order_by(FunnelVersion.number.desc())
+    )
+
+
 def save_version(
     session: Session,
     source: str,
@@ -134,12 +151,7 @@ def save_version(
         )
         session.add(funnel)
         session.flush()
-    latest = session.scalar(
-        select(FunnelVersion)
-        .where(FunnelVersion.funnel_id == funnel.id)
-        .order_by(FunnelVersion.number.desc())
-        .limit(1)
-    )
+    latest = latest_version(session, funnel)
     canonical = definition.to_dict()
     if latest is not None and latest.definition == canonical:
         return funnel, latest, False
@@ -228,10 +240,5 @@ def export(session: Session, key: str) -> str | None:
         return None
     if funnel.live_version is not None:
         return funnel.live_version.source
-    latest = session.scalar(
-        select(FunnelVersion)
-        .where(FunnelVersion.funnel_id == funnel.id)
-        .order_by(FunnelVersion.number.desc())
-        .limit(1)
-    )
+    latest = latest_version(session, funnel)
     return latest.source if latest else None

@@ -35,7 +35,6 @@ from app.engine.segments import Needs, SegmentDef, in_order
 from app.models import (
     Contact,
     Funnel,
-    FunnelVersion,
     Segment,
     SegmentChange,
     SegmentCheck,
@@ -43,7 +42,7 @@ from app.models import (
     SegmentVersion,
 )
 from app.services.cache import PerDatabase
-from app.services.funnels import definition_of
+from app.services.funnels import definition_of, latest_version
 
 # Attribute kinds are judged on the newest contacts: enough to know what a field
 # holds, cheap on any table size.
@@ -147,12 +146,7 @@ def context(session: Session) -> Context:
             known[segment.key] = frozenset(definition_of_version(session, version).refs())
     funnels: dict[str, frozenset[str]] = {}
     for funnel in session.scalars(select(Funnel)):
-        version = funnel.live_version or session.scalar(
-            select(FunnelVersion)
-            .where(FunnelVersion.funnel_id == funnel.id)
-            .order_by(FunnelVersion.number.desc())
-            .limit(1)
-        )
+        version = funnel.live_version or latest_version(session, funnel)
         if version is not None:
             funnels[funnel.key] = frozenset(s.key for s in definition_of(session, version).stages)
     return Context(known, funnels, attribute_kinds(session))

@@ -17,7 +17,7 @@ from app.models import Funnel
 from app.services import funnels as funnels_svc
 from app.simulate import SimulationError, simulate
 from app.web.console import bp, templates_dir
-from app.web.console_funnels import funnel_or_404, latest_version
+from app.web.console_funnels import funnel_or_404
 
 # The simulator runs in the request and costs about 0.3 ms per contact over 90 days
 # on a small machine: a default that answers at once, limits that answer in seconds.
@@ -161,7 +161,7 @@ def edit_funnel(key: str) -> Response | tuple[str, int]:
     session = database.session()
     funnel = funnel_or_404(session, key)
     if request.method == "GET":
-        latest = latest_version(session, funnel)
+        latest = funnels_svc.latest_version(session, funnel)
         source = funnel.draft_source or (latest.source if latest else starter_source())
         return _render(funnel, source, has_draft=funnel.draft_source is not None)
     source, action = request.form.get("source", ""), request.form.get("action", "check")

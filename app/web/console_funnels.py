@@ -11,6 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app import database
 from app.models import Enrollment, Funnel, FunnelVersion, StageMove
+from app.services import funnels as funnels_svc
 from app.services.funnels import definition_of
 from app.web import diagram
 from app.web.console import bp
@@ -32,18 +33,9 @@ def funnel_or_404(session: Session, key: str) -> Funnel:
     return funnel
 
 
-def latest_version(session: Session, funnel: Funnel) -> FunnelVersion | None:
-    return session.scalar(
-        select(FunnelVersion)
-        .where(FunnelVersion.funnel_id == funnel.id)
-        .order_by(FunnelVersion.number.desc())
-        .limit(1)
-    )
-
-
 def shown_version(session: Session, funnel: Funnel) -> FunnelVersion | None:
     """The version a funnel page describes: the live one, else the newest."""
-    return funnel.live_version or latest_version(session, funnel)
+    return funnel.live_version or funnels_svc.latest_version(session, funnel)
 
 
 def _counts(session: Session, *where: ColumnElement[bool]) -> dict[int, int]:
@@ -137,5 +129,5 @@ def funnel(key: str) -> str:
         describe=diagram.describe,
         describe_conditions=diagram.describe_conditions,
         enrolled=enrolled.get(found.id, 0),
-        latest=latest_version(session, found),
+        latest=funnels_svc.latest_version(session, found),
     )

@@ -24,16 +24,6 @@ class DiffLine:
     text: str
 
 
-def _versions(session: Session, funnel: Funnel) -> list[FunnelVersion]:
-    return list(
-        session.scalars(
-            select(FunnelVersion)
-            .where(FunnelVersion.funnel_id == funnel.id)
-            .order_by(FunnelVersion.number.desc())
-        )
-    )
-
-
 def _version_or_404(session: Session, funnel: Funnel, number: int) -> FunnelVersion:
     version = session.scalar(
         select(FunnelVersion).where(
@@ -110,7 +100,7 @@ def versions(key: str) -> str:
     session = database.session()
     funnel = funnel_or_404(session, key)
     return render_template(
-        "console/versions.html", funnel=funnel, versions=_versions(session, funnel)
+        "console/versions.html", funnel=funnel, versions=funnels_svc.versions(session, funnel)
     )
 
 
@@ -161,7 +151,7 @@ def publish(key: str, number: int) -> Response:
 def diff(key: str) -> str:
     session = database.session()
     funnel = funnel_or_404(session, key)
-    all_versions = _versions(session, funnel)
+    all_versions = funnels_svc.versions(session, funnel)
     numbers = [v.number for v in all_versions]
     newest = numbers[0] if numbers else 0
     a = request.args.get("a", type=int) or (numbers[1] if len(numbers) > 1 else newest)

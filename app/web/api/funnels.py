@@ -68,16 +68,6 @@ def _check_url_key(key: str) -> None:
     raise ApiError(422, "invalid", f"key: {message}", "key", extra={"problems": [problem]})
 
 
-def _versions(session: Session, funnel: Funnel) -> list[FunnelVersion]:
-    return list(
-        session.scalars(
-            select(FunnelVersion)
-            .where(FunnelVersion.funnel_id == funnel.id)
-            .order_by(FunnelVersion.number.desc())
-        )
-    )
-
-
 def _summary(funnel: Funnel, live: int | None, latest: int | None) -> FunnelSummary:
     return FunnelSummary(
         key=funnel.key,
@@ -116,7 +106,7 @@ def list_funnels() -> Response:
 def get_funnel(key: str) -> Response:
     session = database.session()
     funnel = find_funnel(session, key)
-    versions = _versions(session, funnel)
+    versions = funnels_svc.versions(session, funnel)
     live = next((v for v in versions if v.id == funnel.live_version_id), None)
     shown = live or (versions[0] if versions else None)
     summary = _summary(
