@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session
 from app.engine.definition import Problem, validate_text
 from app.engine.model import FunnelDef
 from app.models import Enrollment, Funnel, FunnelVersion
-from app.services.cache import PerDatabase
+from app.services.cache import Definitions
 
 # Versions are immutable, so their parsed definitions can be cached by id forever,
 # per database: one process may hold several (the simulator, tests).
-_DEFINITIONS: PerDatabase[int, FunnelDef] = PerDatabase()
+_DEFINITIONS = Definitions(FunnelVersion, FunnelDef.from_dict)
 
 
 class DefinitionInvalid(ValueError):
@@ -39,16 +39,8 @@ class LiveFunnel:
     definition: FunnelDef
 
 
-def _cache(session: Session) -> dict[int, FunnelDef]:
-    return _DEFINITIONS.of(session)
-
-
 def definition_of(session: Session, version: FunnelVersion) -> FunnelDef:
-    cache = _cache(session)
-    cached = cache.get(version.id)
-    if cached is None:
-        cached = cache[version.id] = FunnelDef.from_dict(version.definition)
-    return cached
+    return _DEFINITIONS.of(session, version)
 
 
 def live_funnels(session: Session) -> list[LiveFunnel]:
@@ -66,12 +58,7 @@ def live_funnels(session: Session) -> list[LiveFunnel]:
 
 
 def version_definition(session: Session, version_id: int) -> FunnelDef:
-    cached = _cache(session).get(version_id)
-    if cached is not None:
-        return cached
-    version = session.get(FunnelVersion, version_id)
-    assert version is not None, f"funnel version {version_id} is missing"
-    return definition_of(session, version)
+    return _DEFINITIONS.of_id(session, version_id)
 
 
 def validate(source: str, templates: set[str] | None) -> FunnelDef:

@@ -41,7 +41,7 @@ from app.models import (
     SegmentMember,
     SegmentVersion,
 )
-from app.services.cache import PerDatabase
+from app.services.cache import Definitions, PerDatabase
 from app.services.funnels import definition_of, latest_version
 
 # Attribute kinds are judged on the newest contacts: enough to know what a field
@@ -51,7 +51,7 @@ PUBLISH = "publish"
 
 # Versions are immutable: parsed definitions are cached by version id, per database
 # (as funnel definitions are).
-_DEFINITIONS: PerDatabase[int, SegmentDef] = PerDatabase()
+_DEFINITIONS = Definitions(SegmentVersion, segment_from_dict)
 LiveKey = tuple[tuple[int, int], ...]  # (segment id, live version id) of every live segment
 _LIVE: PerDatabase[LiveKey, LiveSet] = PerDatabase()
 
@@ -83,16 +83,8 @@ class LiveSet:
         return [s.definition for s in self.segments]
 
 
-def _cache(session: Session) -> dict[int, SegmentDef]:
-    return _DEFINITIONS.of(session)
-
-
 def definition_of_version(session: Session, version: SegmentVersion) -> SegmentDef:
-    cache = _cache(session)
-    found = cache.get(version.id)
-    if found is None:
-        found = cache[version.id] = segment_from_dict(version.definition)
-    return found
+    return _DEFINITIONS.of(session, version)
 
 
 def live_segments(session: Session) -> LiveSet:
@@ -114,11 +106,7 @@ def live_segments(session: Session) -> LiveSet:
 def _live_set(session: Session, live: LiveKey) -> LiveSet:
     segments = []
     for segment_id, version_id in live:
-        definition = _cache(session).get(version_id)
-        if definition is None:
-            version = session.get(SegmentVersion, version_id)
-            assert version is not None, f"segment version {version_id} is missing"
-            definition = definition_of_version(session, version)
+        definition = _DEFINITIONS.of_id(session, version_id)
         segments.append(LiveSegment(segment_id, version_id, definition))
     order = {d.key: i for i, d in enumerate(in_order([s.definition for s in segments]))}
     segments.sort(key=lambda s: order[s.definition.key])
